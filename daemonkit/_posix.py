@@ -1,0 +1,223 @@
+"""Everything that differs between POSIX systems, behind capability flags.
+
+This is the only module that knows about /proc, pidfds and close_range.
+Every helper keeps one signature across systems; where the fast path is
+missing it falls back to something slower that still works.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import Iterable
+
+# Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
+# next owner, so a signal sent through it cannot hit a reused PID.
+HAS_PIDFD = hasattr(os, "pidfd_open") and hasattr(os, "waitid")
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    try:
+        parts = os.uname().release.split(".")
+        return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+# os.closerange() uses the close_range syscall from Python 3.10 on Linux 5.9+;
+# with it, closing every inherited fd is one syscall per gap between kept fds.
+HAS_CLOSE_RANGE = (
+    sys.platform.startswith("linux") and sys.version_info >= (3, 10) and _kernel_at_least(5, 9)
+)
+HAS_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/stat")
+# Where /proc is missing (BSD, macOS) /dev/fd still lists the open fds.
+FD_DIR = "/proc/self/fd" if HAS_PROC else ("/dev/fd" if os.path.isdir("/dev/fd") else None)
+
+
+def _max_fd() -> int:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = max(soft, hard)
+    # An unlimited hard limit would make the fallback loop endless; the
+    # kernel's default ceiling (fs.nr_open) is 2**20.
+    return limit if 0 < limit < 2**20 else 2**20
+
+
+def close_fds_except(keep: Iterable[int], lowest: int = 3) -> None:
+    """Close every fd >= ``lowest`` that is not in ``keep``.
+
+    Cost is O(number of open fds), never O(RLIMIT_NOFILE): close_range over
+    the gaps, else the list in /proc/self/fd, else (last resort) a loop.
+    """
+    kept = sorted({fd for fd in keep if fd >= lowest})
+    if HAS_CLOSE_RANGE:
+        start = lowest
+        for fd in kept:
+            if fd > start:
+                os.closerange(start, fd)
+            start = fd + 1
+        os.closerange(start, _max_fd())
+        return
+    if FD_DIR is not None:
+        keep_set = set(kept)
+        for name in os.listdir(FD_DIR):
+            fd = int(name)
+            if fd >= lowest and fd not in keep_set:
+                try:
+                    os.close(fd)
+                except OSError:  # the directory's own fd, already closed
+                    pass
+        return
+    keep_set = set(kept)
+    for fd in range(lowest, _max_fd()):
+        if fd not in keep_set:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def thread_count() -> int:
+    """Threads in this process, including ones Python did not start."""
+    if HAS_PROC:
+        return len(os.listdir("/proc/self/task"))
+    threading = sys.modules.get("threading")
+    return threading.active_count() if threading is not None else 1
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat from field 3 (state) on, or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses.
+    return data[data.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, None if unknown."""
+    if not HAS_PROC:
+        return None
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie.
+
+    kill(pid, 0) alone answers yes for zombies, which a slow init may leave
+    for seconds, so /proc's state is consulted where it exists.
+    """
+    if HAS_PROC:
+        fields = proc_stat(pid)
+        return fields is not None and fields[0] not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max", "rb") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 2**22  # Linux's ceiling; other systems stay far below it
+
+
+def flock_held(dev: int, ino: int) -> bool | None:
+    """Whether someone holds a flock on the file (dev, ino); None if unknown.
+
+    /proc/locks answers without taking a lock ourselves; probing with
+    flock(LOCK_NB) would, for an instant, make a starting daemon fail.
+    """
+    if not HAS_PROC:
+        return None
+    wanted = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
+    try:
+        with open("/proc/locks", "rb") as f:
+            lines = f.read().decode("ascii", "replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; "->" marks a waiter.
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
+            return True
+    return False
+
+
+def has_file_open(pid: int, dev: int, ino: int) -> bool | None:
+    """Whether ``pid`` has the file (dev, ino) open; None if we may not look."""
+    if not HAS_PROC:
+        return None
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return None
+    for name in names:
+        try:
+            st = os.stat(f"{fd_dir}/{name}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (dev, ino):
+            return True
+    return False
+
+
+def pidfd_open(pid: int) -> int | None:
+    """A pidfd for ``pid``, None where pidfds are unsupported.
+
+    Raises ProcessLookupError if the process is gone.
+    """
+    if not HAS_PIDFD:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EPERM):  # old kernel or seccomp
+            return None
+        raise
+
+
+def send_signal(pid: int, sig: int, pidfd: int | None) -> None:
+    """Signal through the pidfd when there is one, so a reused PID is safe."""
+    if pidfd is not None:
+        import signal
+
+        signal.pidfd_send_signal(pidfd, sig)
+    else:
+        os.kill(pid, sig)
+
+
+def wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``pid`` to exit; True if it did.
+
+    With a pidfd the kernel wakes us at the exit; elsewhere we poll.
+    """
+    import time
+
+    if pidfd is not None:
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000))))
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while is_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True

@@ -1,0 +1,68 @@
+"""The exceptions daemonkit raises.
+
+Every error derives from :class:`DaemonError`. Leaves that refine a builtin
+also subclass it, so ``except OSError`` keeps working. All of them pickle
+with their attributes, because a daemon's error travels back to the launcher.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class DaemonError(Exception):
+    """Base class of every daemonkit error."""
+
+
+class AlreadyRunning(DaemonError):
+    """The pidfile is locked by a live process.
+
+    ``pid`` is the holder's PID when it could be read, else None.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], pid: int | None = None) -> None:
+        self.path = os.fspath(path)
+        self.pid = pid
+        super().__init__(self.path, pid)
+
+    def __str__(self) -> str:
+        who = f"pid {self.pid}" if self.pid is not None else "pid unknown"
+        return f"already running ({who}); pidfile {self.path}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.pid))
+
+
+class PidFileError(DaemonError, ValueError):
+    """The pidfile is unusable: malformed, unsafe, or in the wrong place."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(self.path, reason)
+
+    def __str__(self) -> str:
+        return f"pidfile {self.path}: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.reason))
+
+
+class StartupError(DaemonError):
+    """The daemon failed before it was ready.
+
+    ``message`` is the daemon's own one-line explanation and ``exit_status``
+    the status the launcher exits with (never 0).
+    """
+
+    def __init__(self, message: str, exit_status: int = 1) -> None:
+        self.message = message
+        self.exit_status = exit_status or 1
+        super().__init__(message, self.exit_status)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.exit_status))

@@ -1,0 +1,311 @@
+"""Pidfiles that cannot go stale and cannot be tricked.
+
+Liveness is the flock on the file, held for the daemon's whole life and
+freed by the kernel when it dies, never the file's existence and never
+``kill(pid, 0)``. The file holds exactly ``PID\\n``, the format systemd's
+PIDFile=, start-stop-daemon and monitoring tools read.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import time
+from types import TracebackType
+
+from . import _posix
+from .errors import AlreadyRunning, PidFileError
+
+# "PID\n" is at most 11 bytes; anything longer is not a pidfile.
+_MAX_BYTES = 32
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A locked file may be empty for an instant: between the lock and the write.
+_STARTING_GRACE = 2.0
+
+
+def parse_pid(data: bytes, path: str = "<bytes>") -> int | None:
+    """Parse pidfile contents strictly: ``^[1-9][0-9]*\\n?$`` and <= pid_max.
+
+    Returns None for empty contents. int() alone would accept " 12\\n",
+    "1_000" and Arabic-Indic digits; PID 0 and -1 would make kill() signal a
+    whole process group or every process.
+    """
+    if not data:
+        return None
+    body = data[:-1] if data.endswith(b"\n") else data
+    if not body or len(body) > 10 or not body.isdigit() or body.startswith(b"0"):
+        raise PidFileError(path, f"malformed contents {data[:16]!r}; expected a PID and a newline")
+    pid = int(body)
+    if pid == 1:
+        raise PidFileError(path, "names PID 1 (init); refusing to use it")
+    if pid > _posix.pid_max():
+        raise PidFileError(path, f"names PID {pid}, above the system's pid_max")
+    return pid
+
+
+def _open(path: str, flags: int, mode: int = 0o644) -> int:
+    """Open ``path`` without following a symlink or blocking on a FIFO."""
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, mode)
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise PidFileError(path, "is not a regular file; refusing to use it")
+    return fd
+
+
+def _open_error(path: str, exc: OSError) -> OSError | PidFileError:
+    if exc.errno == errno.ELOOP:
+        return PidFileError(path, "is a symbolic link; refusing to follow it")
+    if exc.errno == errno.EISDIR:
+        return PidFileError(path, "is a directory")
+    if exc.errno == errno.ENOENT:
+        return PidFileError(path, f"directory {os.path.dirname(path)} does not exist")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PidFileError(path, f"cannot open: {exc.strerror}")
+    return PidFileError(path, exc.strerror or str(exc))
+
+
+def _read(fd: int, path: str) -> int | None:
+    data = os.pread(fd, _MAX_BYTES + 1, 0)
+    if len(data) > _MAX_BYTES:
+        raise PidFileError(path, f"is larger than {_MAX_BYTES} bytes; not a pidfile")
+    return parse_pid(data, path)
+
+
+def read_pid(path: str | os.PathLike[str]) -> int | None:
+    """The PID in ``path``: None if the file is missing or empty.
+
+    Raises :class:`PidFileError` for a malformed, oversized, symlinked or
+    non-regular file. Says nothing about liveness: see :func:`is_running`.
+    """
+    path = os.path.abspath(os.fspath(path))
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except PidFileError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
+    try:
+        return _read(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _is_locked(fd: int, st: os.stat_result) -> bool:
+    held = _posix.flock_held(st.st_dev, st.st_ino)
+    if held is not None:
+        return held
+    # No /proc/locks: probe with a shared lock. For an instant this makes a
+    # racing start fail; there is no side-effect-free probe on such systems.
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    return False  # our probe lock goes with our fd
+
+
+def _untrusted(st: os.stat_result) -> bool:
+    """A file others can write names whatever PID they like (CVE-2018-16888)."""
+    foreign_owner = st.st_uid not in (0, os.geteuid())
+    return bool(st.st_mode & stat.S_IWOTH) or foreign_owner
+
+
+def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
+    """The PID in a locked pidfile, verified to hold the file open."""
+    deadline = time.monotonic() + _STARTING_GRACE
+    pid = _read(fd, path)
+    while pid is None:  # locked but not yet written: the daemon is starting
+        if time.monotonic() >= deadline:
+            raise PidFileError(path, "is locked but holds no PID")
+        time.sleep(0.005)
+        pid = _read(fd, path)
+    holds = _posix.has_file_open(pid, st.st_dev, st.st_ino)
+    if holds is False or (holds is None and _untrusted(st)):
+        raise PidFileError(path, f"names PID {pid}, which does not hold it; refusing to trust it")
+    return pid
+
+
+def is_running(path: str | os.PathLike[str]) -> int | None:
+    """The PID of the live process holding the pidfile's lock, else None.
+
+    None means nobody holds the lock: the file is missing or stale (left by
+    ``kill -9``, or naming a PID that was reused since). Raises
+    :class:`PidFileError` when the file is unsafe or malformed.
+    """
+    path = os.path.abspath(os.fspath(path))
+    try:
+        fd = _open(path, os.O_RDONLY)
+    except PidFileError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not _is_locked(fd, st):
+            return None
+        return _holder_pid(fd, path, st)
+    finally:
+        os.close(fd)
+
+
+class PidFile:
+    """An exclusive, flock-guarded pidfile.
+
+    ``with PidFile("app.pid"):`` takes the lock and writes our PID, or raises
+    :class:`AlreadyRunning`. Leaving the block removes the file, but only
+    from the process that wrote it and only while the path still names our
+    inode. The fd is O_CLOEXEC and never explicitly unlocked: a child's
+    unlock would free the parent's lock (flock(2)).
+
+    It also works as python-daemon's ``pidfile=`` argument.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, mode: int = 0o644) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.mode = mode
+        self.fd: int | None = None
+        #: The PID this object wrote, None until then.
+        self.pid: int | None = None
+
+    def __repr__(self) -> str:
+        return f"PidFile({self.path!r}, pid={self.pid})"
+
+    def fileno(self) -> int:
+        if self.fd is None:
+            raise ValueError("pidfile is not locked")
+        return self.fd
+
+    @property
+    def is_locked(self) -> bool:
+        return self.fd is not None
+
+    def acquire(self, timeout: float = 0) -> None:
+        """Lock the file and write our PID, waiting up to ``timeout`` seconds."""
+        self.lock(timeout)
+        self.write(os.getpid())
+
+    def lock(self, timeout: float = 0) -> None:
+        """Take the lock and empty the file, without writing a PID yet.
+
+        daemonize() locks in the launcher, so that "already running" is an
+        immediate error in the terminal, and writes the PID after the fork.
+        """
+        if self.fd is not None:
+            return
+        self._check_directory()
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT, self.mode)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._raise_already_running(fd)
+                os.close(fd)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            except BaseException:
+                os.close(fd)
+                raise
+            if self._still_ours(fd):
+                break
+            os.close(fd)  # unlinked or replaced while we waited: start over
+        try:
+            self._take_over(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def _raise_already_running(self, fd: int) -> None:
+        try:
+            pid: int | None = _holder_pid(fd, self.path, os.fstat(fd))
+        except PidFileError:
+            pid = None
+        finally:
+            os.close(fd)
+        raise AlreadyRunning(self.path, pid)
+
+    def _still_ours(self, fd: int) -> bool:
+        """After locking, the path must still name the locked inode.
+
+        Otherwise a holder that unlinked the file on exit and a newcomer that
+        created a new one could both believe they hold it (filelock #574).
+        """
+        st = os.fstat(fd)
+        try:
+            now = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return st.st_nlink > 0 and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+    def _take_over(self, fd: int) -> None:
+        st = os.fstat(fd)
+        euid = os.geteuid()
+        if st.st_uid != euid:
+            raise PidFileError(self.path, f"is owned by uid {st.st_uid}, not {euid}; refusing to use it")
+        if st.st_nlink > 1:
+            raise PidFileError(self.path, "has other hard links; refusing to write to it")
+        # O_CREAT's mode is filtered by the umask, which may be 0 or 077.
+        os.fchmod(fd, self.mode)
+        os.ftruncate(fd, 0)
+
+    def _check_directory(self) -> None:
+        """As root, refuse a directory that other users can write to.
+
+        They could swap the pidfile for a link to a file of root's between our
+        checks (CVE-2018-21269). Sticky directories such as /tmp are safe.
+        """
+        if os.geteuid() != 0:
+            return
+        directory = os.path.dirname(self.path)
+        try:
+            st = os.stat(directory)
+        except FileNotFoundError:
+            raise PidFileError(self.path, f"directory {directory} does not exist") from None
+        writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
+        if st.st_uid != 0 or writable_by_others:
+            raise PidFileError(self.path, f"directory {directory} is writable by other users; refusing as root")
+
+    def write(self, pid: int) -> None:
+        """Write ``PID\\n`` into the locked file."""
+        fd = self.fileno()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % pid, 0)
+        self.pid = pid
+
+    def release(self) -> None:
+        """Remove the file (if still ours) and drop the lock.
+
+        A forked copy of this object, in any process but the writer, only
+        closes its fd: the lock stays with the writer.
+        """
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            if self.pid == os.getpid() and self._still_ours(fd):
+                os.unlink(self.path)  # while we still hold the lock
+        finally:
+            os.close(fd)
+            if self.pid == os.getpid():
+                self.pid = None
+
+    def __enter__(self) -> PidFile:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

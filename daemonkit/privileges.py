@@ -1,0 +1,90 @@
+"""Changing user and group, chroot and core dumps.
+
+Names are resolved in the launcher, before any chroot hides /etc/passwd,
+so that an unknown user is an immediate error in the terminal. The drop
+itself follows CERT POS36-C: supplementary groups, then the gid, then the
+uid, and then a check that root cannot be regained.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import NamedTuple, Union
+
+from .errors import DaemonError
+
+UserSpec = Union[str, int, None]
+
+
+class Credentials(NamedTuple):
+    uid: int
+    gid: int
+    groups: list[int]
+
+
+def resolve(user: UserSpec, group: UserSpec) -> Credentials | None:
+    """Turn user/group names or ids into ids; None when neither is given."""
+    if user is None and group is None:
+        return None
+    import grp
+    import pwd
+
+    uid, gid, name = os.getuid(), os.getgid(), None
+    if user is not None:
+        try:
+            pw = pwd.getpwnam(user) if isinstance(user, str) else pwd.getpwuid(user)
+        except KeyError:
+            if isinstance(user, str):
+                raise DaemonError(f"unknown user {user!r}") from None
+            pw = None  # a bare uid without a passwd entry is allowed
+        uid = pw.pw_uid if pw else int(user)  # type: ignore[arg-type]
+        gid = pw.pw_gid if pw else gid
+        name = pw.pw_name if pw else None
+    if group is not None:
+        try:
+            gid = grp.getgrnam(group).gr_gid if isinstance(group, str) else grp.getgrgid(group).gr_gid
+        except KeyError:
+            if isinstance(group, str):
+                raise DaemonError(f"unknown group {group!r}") from None
+            gid = int(group)
+    # initgroups(3): the user's supplementary groups, read now, before chroot.
+    groups = os.getgrouplist(name, gid) if name else [gid]
+    return Credentials(uid, gid, groups)
+
+
+def drop(creds: Credentials) -> None:
+    """Step 9: setgroups, setgid, setuid, then verify root is gone for good."""
+    if (os.geteuid(), os.getegid()) == (creds.uid, creds.gid) and os.getuid() == creds.uid:
+        return
+    try:
+        if os.geteuid() == 0:
+            os.setgroups(creds.groups)
+        os.setgid(creds.gid)
+        os.setuid(creds.uid)
+    except PermissionError as exc:
+        raise DaemonError(
+            f"cannot switch to uid {creds.uid} gid {creds.gid}: {exc.strerror} (only root can)"
+        ) from exc
+    if (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) != (creds.uid, creds.uid, creds.gid, creds.gid):
+        raise DaemonError("privilege drop did not take effect")
+    if creds.uid != 0:
+        try:
+            os.setuid(0)
+        except PermissionError:
+            pass
+        else:
+            raise DaemonError("privilege drop failed: root could be regained")
+
+
+def prevent_core_dumps() -> None:
+    """A core dump of a daemon can hold secrets read while privileged."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def chroot(directory: str) -> None:
+    try:
+        os.chroot(directory)
+    except OSError as exc:
+        raise DaemonError(f"cannot chroot to {directory}: {exc.strerror}") from exc

@@ -1,0 +1,82 @@
+"""Signal dispositions for a daemon: reset what was inherited, then install
+the daemon's own handlers.
+
+Python runs signal handlers only in the main thread, between bytecodes, so
+the handlers here may raise SystemExit (SIGTERM) or call the reload callback
+(SIGHUP) without async-signal-safety concerns. Installing them off the main
+thread is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Callable, Mapping, Union
+
+from .errors import DaemonError
+
+Handler = Union[Callable[[int, object], object], int, signal.Handlers, None]
+
+# Job-control signals would stop a daemon that touches a terminal; they are
+# ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
+# expects BrokenPipeError and EFBIG exceptions, which is how Python starts.
+IGNORED = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _set(sig: int, handler: Handler) -> None:
+    if handler is None:
+        handler = signal.SIG_IGN
+    try:
+        signal.signal(sig, handler)  # type: ignore[arg-type]
+    except ValueError as exc:
+        if "main thread" in str(exc):
+            raise DaemonError("signal handlers can only be installed from the main thread") from exc
+        raise
+    except OSError:  # a signal reserved by the C library (32, 33 on glibc)
+        pass
+
+
+def reset(*, for_exec: bool = False) -> None:
+    """Step 4: every handler back to its default and the mask empty.
+
+    For Python code "default" means Python's own start-up state (SIGINT
+    raises KeyboardInterrupt, SIGPIPE/SIGXFSZ ignored). Before exec'ing
+    another program those two go back to SIG_DFL too: exec keeps SIG_IGN,
+    and a program started with SIGPIPE ignored misbehaves in pipelines.
+    """
+    for sig in signal.valid_signals():
+        if sig not in _UNCATCHABLE:
+            _set(sig, signal.SIG_DFL)
+    if not for_exec:
+        _set(signal.SIGINT, signal.default_int_handler)
+        for sig in PYTHON_IGNORED:
+            _set(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # SystemExit unwinds the main thread: finally blocks, context managers
+    # and atexit handlers run, and the exit status is 0.
+    raise SystemExit(0)
+
+
+def install(
+    on_reload: Callable[[], None],
+    signal_map: Mapping[int, Handler] | None = None,
+) -> None:
+    """Step 10: TERM exits cleanly, HUP reloads, job control is ignored."""
+    for sig in IGNORED:
+        _set(sig, signal.SIG_IGN)
+    _set(signal.SIGTERM, _terminate)
+    _set(signal.SIGHUP, lambda signum, frame: on_reload())
+    for sig, handler in (signal_map or {}).items():
+        _set(sig, handler)
+
+
+def describe(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+

@@ -1,0 +1,106 @@
+"""Standard streams of a daemon: /dev/null, a file, or a log path that is
+reopened on SIGHUP so that logrotate can move it away.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any, Union
+
+#: What stdin/stdout/stderr accept: None (/dev/null), a path (appended to),
+#: a file object or socket (anything with fileno()), or an fd.
+Target = Union[None, str, "os.PathLike[str]", int, IO[Any], Any]
+
+
+def fileno_of(target: Any) -> int | None:
+    """The fd behind a target, None for paths and None itself."""
+    if target is None or isinstance(target, (str, os.PathLike)):
+        return None
+    if isinstance(target, int):
+        return target
+    return int(target.fileno())
+
+
+def is_path(target: Any) -> bool:
+    return isinstance(target, (str, os.PathLike))
+
+
+def open_path(path: str, fd_no: int, umask: int) -> int:
+    if fd_no == 0:
+        return os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC
+    return os.open(path, flags, 0o666 & ~umask)
+
+
+def redirect(targets: tuple[Any, Any, Any], umask: int, skip_unset: bool = False) -> None:
+    """Step 6: make fds 0, 1 and 2 the given targets, /dev/null for None.
+
+    Every fd the process keeps is one of 0-2 afterwards: the /dev/null and
+    log fds used for the dup2 are closed again. With ``skip_unset`` a None
+    target leaves the stream as it is (supervised mode).
+    """
+    devnull: int | None = None
+    try:
+        for fd_no, target in enumerate(targets):
+            if target is None:
+                if skip_unset:
+                    continue
+                if devnull is None:
+                    devnull = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                source, owned = devnull, False
+            elif is_path(target):
+                source, owned = open_path(os.fspath(target), fd_no, umask), True
+            else:
+                source, owned = fileno_of(target), False
+            assert source is not None
+            if source != fd_no:
+                os.dup2(source, fd_no)  # dup2 clears O_CLOEXEC on the copy
+                if owned:
+                    os.close(source)
+    finally:
+        if devnull is not None and devnull > 2:
+            os.close(devnull)
+    _line_buffer_files()
+
+
+def _line_buffer_files() -> None:
+    # Python block-buffers a stdout that is not a terminal; a daemon's log
+    # line should reach the file when it is written, not at exit.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(line_buffering=True)
+            except (ValueError, OSError):
+                pass
+
+
+def reopen(targets: tuple[Any, Any, Any], umask: int) -> None:
+    """Reopen the path targets in place (SIGHUP, after logrotate moved them)."""
+    for fd_no, target in enumerate(targets):
+        if fd_no and is_path(target):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (ValueError, OSError):
+                    pass
+            fd = open_path(os.fspath(target), fd_no, umask)
+            os.dup2(fd, fd_no)
+            os.close(fd)
+
+
+def ensure_std_fds() -> None:
+    """Open /dev/null onto any of fds 0-2 that is closed.
+
+    Otherwise the next file we open (the pidfile!) would become fd 0-2 and
+    be overwritten by the stdio redirection (monero #6147).
+    """
+    for fd_no in range(3):
+        try:
+            os.fstat(fd_no)
+        except OSError:
+            fd = os.open(os.devnull, os.O_RDWR)
+            if fd != fd_no:  # lower fds were open; cannot happen, but be exact
+                os.dup2(fd, fd_no)
+                os.close(fd)
