@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 # Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
 # next owner, so a signal sent through it cannot hit a reused PID.
@@ -27,9 +27,7 @@ def _kernel_at_least(major: int, minor: int) -> bool:
 
 # os.closerange() uses the close_range syscall from Python 3.10 on Linux 5.9+;
 # with it, closing every inherited fd is one syscall per gap between kept fds.
-HAS_CLOSE_RANGE = (
-    sys.platform.startswith("linux") and sys.version_info >= (3, 10) and _kernel_at_least(5, 9)
-)
+HAS_CLOSE_RANGE = sys.platform.startswith("linux") and sys.version_info >= (3, 10) and _kernel_at_least(5, 9)
 HAS_PROC = os.path.isdir("/proc/self/fd") and os.path.exists("/proc/self/stat")
 # Where /proc is missing (BSD, macOS) /dev/fd still lists the open fds.
 FD_DIR = "/proc/self/fd" if HAS_PROC else ("/dev/fd" if os.path.isdir("/dev/fd") else None)

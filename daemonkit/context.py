@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, Callable, Iterable, Mapping, TypeVar, overload
+from typing import Any, Callable, TypeVar, overload
 
-from . import _posix, detach, privileges, signals, streams, systemd
+from . import _posix, privileges, signals, streams, systemd
+from .detach import Channel, flush_std_streams, fork_daemon
 from .errors import DaemonError, StartupError
 from .pidfile import PidFile
 
@@ -26,7 +28,16 @@ def ready() -> None:
     if _current is not None:
         _current.ready()
     else:
+        _notify_ready()
+
+
+def _notify_ready() -> None:
+    # A broken $NOTIFY_SOCKET must not kill a daemon that is up: say so on
+    # stderr (the journal, under systemd) and carry on.
+    try:
         systemd.notify_raw("READY=1")
+    except OSError as exc:
+        sys.stderr.write(f"{_program()}: cannot notify {os.environ.get('NOTIFY_SOCKET')}: {exc.strerror}\n")
 
 
 class DaemonContext:
@@ -64,9 +75,7 @@ class DaemonContext:
         self.detach = detach
         self.working_directory = os.fspath(working_directory)
         self.umask = umask
-        self.streams: tuple[Any, Any, Any] = tuple(  # type: ignore[assignment]
-            os.path.abspath(s) if streams.is_path(s) else s for s in (stdin, stdout, stderr)
-        )
+        self.streams: tuple[Any, Any, Any] = (_absolute(stdin), _absolute(stdout), _absolute(stderr))
         self.files_preserve = list(files_preserve)
         self.close_fds = close_fds
         self.preserve_logging = preserve_logging
@@ -80,7 +89,7 @@ class DaemonContext:
         self.ready_timeout = ready_timeout
         self.allow_threads = allow_threads
         self._is_open = False
-        self._channel: detach.Channel | None = None
+        self._channel: Channel | None = None
         self._detached = False
 
     @property
@@ -148,6 +157,11 @@ class DaemonContext:
                 "(start threads after daemonize(), or pass allow_threads=True)"
             )
         creds = privileges.resolve(self.user, self.group)
+        if self.chroot_directory is not None:
+            # Modules loaded lazily later must be loaded while /usr is visible.
+            import resource  # noqa: F401
+            import socket  # noqa: F401
+            import traceback  # noqa: F401
         streams.ensure_std_fds()
         if isinstance(self.pidfile, PidFile):
             self.pidfile.lock()
@@ -156,7 +170,7 @@ class DaemonContext:
     def _fork_or_exit(self) -> None:
         """Steps 2-3. The launcher leaves here only through os._exit."""
         try:
-            pid, channel = detach.fork_daemon(self.ready_timeout)
+            pid, channel = fork_daemon(self.ready_timeout)
         except StartupError as exc:
             _exit_launcher(exc.exit_status, str(exc))
         if pid:
@@ -206,7 +220,7 @@ class DaemonContext:
         if self._channel is not None:
             channel, self._channel = self._channel, None
             channel.ready()
-        systemd.notify_raw("READY=1")
+        _notify_ready()
 
     def reload(self) -> None:
         """SIGHUP: reopen log files given as paths, then run ``on_reload``.
@@ -293,6 +307,10 @@ def daemon(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     return run_as_daemon
 
 
+def _absolute(target: streams.Target) -> Any:
+    return os.path.abspath(target) if isinstance(target, (str, os.PathLike)) else target
+
+
 def _fileno_or_none(obj: Any) -> int | None:
     if isinstance(obj, int):
         return obj
@@ -345,7 +363,7 @@ def _exit_launcher(status: int, message: str | None = None) -> Any:
             sys.stderr.write(f"{_program()}: {message}\n")
         except (OSError, ValueError):
             pass
-    detach.flush_std_streams()
+    flush_std_streams()
     os._exit(status)
 
 

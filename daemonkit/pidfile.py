@@ -272,7 +272,9 @@ class PidFile:
             raise PidFileError(self.path, f"directory {directory} does not exist") from None
         writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
         if st.st_uid != 0 or writable_by_others:
-            raise PidFileError(self.path, f"directory {directory} is writable by other users; refusing as root")
+            raise PidFileError(
+                self.path, f"directory {directory} is writable by other users; refusing as root"
+            )
 
     def write(self, pid: int) -> None:
         """Write ``PID\\n`` into the locked file."""

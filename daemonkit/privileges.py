@@ -37,7 +37,7 @@ def resolve(user: UserSpec, group: UserSpec) -> Credentials | None:
             if isinstance(user, str):
                 raise DaemonError(f"unknown user {user!r}") from None
             pw = None  # a bare uid without a passwd entry is allowed
-        uid = pw.pw_uid if pw else int(user)  # type: ignore[arg-type]
+        uid = pw.pw_uid if pw else int(user)
         gid = pw.pw_gid if pw else gid
         name = pw.pw_name if pw else None
     if group is not None:

@@ -10,17 +10,19 @@ thread is an error, not a silent no-op.
 from __future__ import annotations
 
 import signal
-from typing import Callable, Mapping, Union
+from collections.abc import Mapping
+from types import FrameType
+from typing import Any, Callable, NoReturn, Optional, Union
 
 from .errors import DaemonError
 
-Handler = Union[Callable[[int, object], object], int, signal.Handlers, None]
+Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 
 # Job-control signals would stop a daemon that touches a terminal; they are
 # ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
 # expects BrokenPipeError and EFBIG exceptions, which is how Python starts.
-IGNORED = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+IGNORED: tuple[int, ...] = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
+PYTHON_IGNORED: tuple[int, ...] = (signal.SIGPIPE, signal.SIGXFSZ)
 _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 
 
@@ -28,7 +30,7 @@ def _set(sig: int, handler: Handler) -> None:
     if handler is None:
         handler = signal.SIG_IGN
     try:
-        signal.signal(sig, handler)  # type: ignore[arg-type]
+        signal.signal(sig, handler)
     except ValueError as exc:
         if "main thread" in str(exc):
             raise DaemonError("signal handlers can only be installed from the main thread") from exc
@@ -50,12 +52,12 @@ def reset(*, for_exec: bool = False) -> None:
             _set(sig, signal.SIG_DFL)
     if not for_exec:
         _set(signal.SIGINT, signal.default_int_handler)
-        for sig in PYTHON_IGNORED:
-            _set(sig, signal.SIG_IGN)
+        for ignored in PYTHON_IGNORED:
+            _set(ignored, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _terminate(signum: int, frame: object) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     # SystemExit unwinds the main thread: finally blocks, context managers
     # and atexit handlers run, and the exit status is 0.
     raise SystemExit(0)
@@ -79,4 +81,3 @@ def describe(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
-

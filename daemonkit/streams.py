@@ -13,15 +13,6 @@ from typing import IO, Any, Union
 Target = Union[None, str, "os.PathLike[str]", int, IO[Any], Any]
 
 
-def fileno_of(target: Any) -> int | None:
-    """The fd behind a target, None for paths and None itself."""
-    if target is None or isinstance(target, (str, os.PathLike)):
-        return None
-    if isinstance(target, int):
-        return target
-    return int(target.fileno())
-
-
 def is_path(target: Any) -> bool:
     return isinstance(target, (str, os.PathLike))
 
@@ -52,8 +43,7 @@ def redirect(targets: tuple[Any, Any, Any], umask: int, skip_unset: bool = False
             elif is_path(target):
                 source, owned = open_path(os.fspath(target), fd_no, umask), True
             else:
-                source, owned = fileno_of(target), False
-            assert source is not None
+                source, owned = int(target.fileno()) if not isinstance(target, int) else target, False
             if source != fd_no:
                 os.dup2(source, fd_no)  # dup2 clears O_CLOEXEC on the copy
                 if owned:

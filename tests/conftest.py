@@ -1,0 +1,137 @@
+"""Helpers that start real daemons and always clean them up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+HERE = Path(__file__).parent
+APP = HERE / "app.py"
+# A test must not believe it runs under systemd because the shell does.
+SUPERVISOR_VARS = ("NOTIFY_SOCKET", "INVOCATION_ID", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SUPERVISOR_VARS}
+    env.update(extra)
+    return env
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it returns something truthy, with a deadline."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def proc_stat(pid: int) -> dict[str, int]:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return {"ppid": int(fields[1]), "pgrp": int(fields[2]), "sid": int(fields[3]), "tty_nr": int(fields[4])}
+
+
+def proc_fds(pid: int) -> dict[int, str]:
+    fd_dir = f"/proc/{pid}/fd"
+    return {int(n): os.readlink(f"{fd_dir}/{n}") for n in os.listdir(fd_dir)}
+
+
+def signal_set(mask_hex: str) -> set[int]:
+    mask = int(mask_hex, 16)
+    return {n + 1 for n in range(64) if mask >> n & 1}
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if text.encode() in f.read():
+                        pids.append(int(name))
+            except OSError:
+                pass
+    return [p for p in pids if alive(p)]
+
+
+class Launcher:
+    """Runs tests/app.py as a launcher and kills every daemon it leaves."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.pidfile = tmp_path / "app.pid"
+        self.marker = tmp_path / "marker"
+        self.marker.mkdir()
+
+    def config(self, **config: Any) -> str:
+        config.setdefault("marker", str(self.marker))
+        options = config.setdefault("options", {})
+        options.setdefault("pidfile", str(self.pidfile))
+        return json.dumps(config)
+
+    def run(self, env: dict[str, str] | None = None, **config: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(APP), self.config(**config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env or clean_env(),
+        )
+
+    def start(self, **config: Any) -> int:
+        """Start a daemon that must come up; return its PID (from the pidfile)."""
+        result = self.run(**config)
+        assert result.returncode == 0, result.stderr
+        pid = int(self.pidfile.read_text())
+        if config.get("marker", True) is not None:  # let the body finish opening files
+            wait_for(lambda: self.mark("pid") == str(pid), what="daemon body")
+        return pid
+
+    def mark(self, name: str) -> str | None:
+        path = self.marker / name
+        return path.read_text() if path.exists() else None
+
+    def cleanup(self) -> None:
+        for pid in processes_mentioning(str(self.tmp_path)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[Launcher]:
+    runner = Launcher(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.cleanup()

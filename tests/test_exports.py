@@ -1,0 +1,54 @@
+import pickle
+
+import pytest
+
+import daemonkit
+from daemonkit import AlreadyRunning, DaemonError, PidFileError, StartupError
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(daemonkit.__all__) == [
+        "AlreadyRunning",
+        "DaemonContext",
+        "DaemonError",
+        "PidFile",
+        "PidFileError",
+        "StartupError",
+        "daemon",
+        "daemonize",
+        "is_running",
+        "read_pid",
+        "ready",
+    ]
+    for name in daemonkit.__all__:
+        assert getattr(daemonkit, name) is not None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DaemonError("plain"),
+        AlreadyRunning("/run/app.pid", 42),
+        AlreadyRunning("/run/app.pid"),
+        PidFileError("/run/app.pid", "is a symbolic link"),
+        StartupError("cannot chdir to /nope", 3),
+    ],
+)
+def test_errors_pickle_with_their_data(error: DaemonError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(AlreadyRunning, DaemonError)
+    assert issubclass(PidFileError, ValueError)
+    assert StartupError("x", 0).exit_status == 1
+    assert "already running (pid 42)" in str(AlreadyRunning("/p", 42))
+
+
+def test_ready_without_a_daemon_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert daemonkit.ready() is None
+    assert daemonkit.ready() is None

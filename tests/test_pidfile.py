@@ -1,0 +1,325 @@
+"""PidFile, read_pid and is_running against bad paths, bad contents and races."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemonkit import AlreadyRunning, PidFile, PidFileError, is_running, read_pid
+from daemonkit._posix import pid_max
+from daemonkit.pidfile import parse_pid
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+# Holds an flock on argv[1] and writes argv[2] into it (or its own PID).
+HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+if len(sys.argv) > 2 and sys.argv[2] != "-":
+    os.ftruncate(fd, 0); os.write(fd, sys.argv[2].encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def holder() -> Iterator[object]:
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(path: Path, contents: str = "-") -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path), contents],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "locked\n"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.communicate()  # reaps it and closes the pipes
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+# -- read_pid: strict parsing ------------------------------------------------
+
+
+@pytest.mark.parametrize("contents", [b"123\n", b"123"])
+def test_read_pid_accepts_pid_and_newline(tmp_path: Path, contents: bytes) -> None:
+    path = tmp_path / "p.pid"
+    path.write_bytes(contents)
+    assert read_pid(path) == 123
+
+
+def test_read_pid_missing_or_empty_is_none(tmp_path: Path) -> None:
+    assert read_pid(tmp_path / "missing.pid") is None
+    (tmp_path / "empty.pid").write_bytes(b"")
+    assert read_pid(tmp_path / "empty.pid") is None
+
+
+BAD = [
+    b"0\n",
+    b"-1\n",
+    b"1\n",
+    b"12abc\n",
+    b" 12\n",
+    b"12 \n",
+    b"1_000\n",
+    b"+5\n",
+    "١٢\n".encode(),
+    b"\x00\n",
+    b"12\x00",
+    b"18446744073709551616\n",
+    b"99999999\n",
+    b"12\n\n",
+    b"\n",
+    b"0012\n",
+    b"1" * 5_000_000,
+]
+
+
+@pytest.mark.parametrize("contents", BAD, ids=lambda b: repr(b[:20]))
+def test_read_pid_rejects_malformed(tmp_path: Path, contents: bytes) -> None:
+    path = tmp_path / "p.pid"
+    path.write_bytes(contents)
+    with pytest.raises(PidFileError) as info:
+        read_pid(path)
+    assert str(path) in str(info.value)
+
+
+@given(st.binary(max_size=40))
+def test_parse_pid_over_arbitrary_bytes(data: bytes) -> None:
+    allowed = re.fullmatch(rb"[1-9][0-9]*\n?", data) is not None
+    try:
+        pid = parse_pid(data)
+    except PidFileError:
+        assert not allowed or int(data) <= 1 or int(data) > pid_max()
+        return
+    if pid is None:
+        assert data == b""
+    else:
+        assert allowed and 1 < pid <= pid_max() and pid == int(data)
+
+
+@given(st.integers(min_value=2, max_value=pid_max()))
+def test_parse_pid_accepts_every_valid_pid(pid: int) -> None:
+    assert parse_pid(b"%d\n" % pid) == pid
+
+
+# -- bad paths ---------------------------------------------------------------
+
+
+def test_symlink_is_refused_and_target_untouched(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    os.chmod(victim, 0o600)
+    before = os.stat(victim)
+    link = tmp_path / "app.pid"
+    link.symlink_to(victim)
+    for action in (lambda: PidFile(link).acquire(), lambda: read_pid(link), lambda: is_running(link)):
+        with pytest.raises(PidFileError, match="symbolic link"):
+            action()
+    after = os.stat(victim)
+    assert victim.read_bytes() == b"precious\n"
+    assert (after.st_mode, after.st_mtime_ns, after.st_size) == (
+        before.st_mode,
+        before.st_mtime_ns,
+        before.st_size,
+    )
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "app.pid").mkdir()
+    with pytest.raises(PidFileError, match="directory"):
+        PidFile(tmp_path / "app.pid").acquire()
+
+
+@pytest.mark.timeout(10)
+def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "app.pid"
+    os.mkfifo(fifo)
+    for action in (lambda: PidFile(fifo).acquire(), lambda: read_pid(fifo), lambda: is_running(fifo)):
+        with pytest.raises(PidFileError, match="not a regular file"):
+            action()
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PidFileError, match="does not exist"):
+        PidFile(tmp_path / "nope" / "app.pid").acquire()
+    assert not (tmp_path / "nope").exists()
+
+
+@root_only
+def test_directory_writable_by_others_is_refused_as_root(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    with pytest.raises(PidFileError, match="writable by other users"):
+        PidFile(shared / "app.pid").acquire()
+    assert list(shared.iterdir()) == []
+
+
+@root_only
+def test_file_owned_by_another_user_is_refused_as_root(tmp_path: Path) -> None:
+    path = tmp_path / "app.pid"
+    path.write_bytes(b"")
+    os.chown(path, 65534, 65534)
+    with pytest.raises(PidFileError, match="owned by uid 65534"):
+        PidFile(path).acquire()
+    assert os.stat(path).st_uid == 65534
+
+
+@root_only
+def test_world_writable_pid_is_not_trusted(tmp_path: Path, holder, sleeper) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.pid"
+    holder(path, f"{sleeper.pid}\n")  # locked by someone, naming an unrelated process
+    os.chmod(path, 0o666)
+    with pytest.raises(PidFileError, match="does not hold it"):
+        is_running(path)
+    assert sleeper.poll() is None
+
+
+def test_hard_link_is_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"data\n")
+    os.link(victim, tmp_path / "app.pid")
+    with pytest.raises(PidFileError, match="hard links"):
+        PidFile(tmp_path / "app.pid").acquire()
+    assert victim.read_bytes() == b"data\n"
+
+
+# -- locking -----------------------------------------------------------------
+
+
+def test_acquire_writes_pid_with_mode_despite_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        with PidFile(tmp_path / "app.pid") as pidfile:
+            assert (tmp_path / "app.pid").read_bytes() == b"%d\n" % os.getpid()
+            assert stat.S_IMODE(os.stat(tmp_path / "app.pid").st_mode) == 0o644
+            assert pidfile.pid == os.getpid()
+            assert is_running(tmp_path / "app.pid") == os.getpid()
+    finally:
+        os.umask(old)
+    assert not (tmp_path / "app.pid").exists()
+
+
+def test_second_holder_gets_already_running_and_leaves_file(tmp_path: Path, holder) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.pid"
+    proc = holder(path)
+    path.write_bytes(b"%d\n" % proc.pid)
+    before = os.stat(path)
+    with pytest.raises(AlreadyRunning) as info:
+        PidFile(path).acquire()
+    assert info.value.pid == proc.pid and info.value.path == str(path)
+    after = os.stat(path)
+    assert path.read_bytes() == b"%d\n" % proc.pid
+    assert (after.st_ino, after.st_mode, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_mode,
+        before.st_mtime_ns,
+    )
+
+
+def test_stale_file_is_not_running_and_can_be_taken(tmp_path: Path, sleeper) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.pid"
+    path.write_bytes(b"%d\n" % sleeper.pid)  # a live, unrelated process; no lock
+    assert is_running(path) is None
+    with PidFile(path):
+        assert read_pid(path) == os.getpid()
+    assert sleeper.poll() is None
+
+
+def test_empty_unlocked_file_is_not_running(tmp_path: Path) -> None:
+    (tmp_path / "app.pid").write_bytes(b"")
+    assert is_running(tmp_path / "app.pid") is None
+    assert is_running(tmp_path / "missing.pid") is None
+
+
+def test_lock_of_a_killed_holder_is_free(tmp_path: Path, holder) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.pid"
+    proc = holder(path, "")
+    path.write_bytes(b"%d\n" % proc.pid)
+    assert is_running(path) == proc.pid
+    proc.kill()
+    proc.wait()
+    assert is_running(path) is None
+    with PidFile(path):
+        pass
+
+
+def test_waiter_never_shares_an_unlinked_inode(tmp_path: Path) -> None:
+    """A holder that unlinks on release must not leave a waiter holding the
+    dead inode while a newcomer locks a new file (filelock #574)."""
+    path = tmp_path / "app.pid"
+    first = PidFile(path)
+    first.acquire()
+    second = PidFile(path)
+    waiting = threading.Thread(target=second.acquire, kwargs={"timeout": 10})
+    waiting.start()
+    first.release()  # unlinks while locked, then unlocks
+    waiting.join()
+    assert os.stat(path).st_ino == os.fstat(second.fileno()).st_ino
+    second.release()
+
+
+def test_release_leaves_a_replaced_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "app.pid"
+    pidfile = PidFile(path)
+    pidfile.acquire()
+    os.unlink(path)
+    path.write_bytes(b"someone else's\n")
+    pidfile.release()
+    assert path.read_bytes() == b"someone else's\n"
+
+
+def test_forked_child_neither_unlinks_nor_unlocks(tmp_path: Path) -> None:
+    path = tmp_path / "app.pid"
+    pidfile = PidFile(path)
+    pidfile.acquire()
+    child = os.fork()
+    if child == 0:
+        try:
+            pidfile.release()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    assert path.exists()
+    assert is_running(path) == os.getpid()
+    pidfile.release()
+    assert not path.exists()
+
+
+def test_acquire_timeout_waits_for_the_holder(tmp_path: Path, holder) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.pid"
+    proc = holder(path)
+    pidfile = PidFile(path)
+    waiting = threading.Thread(target=pidfile.acquire, kwargs={"timeout": 10})
+    waiting.start()
+    proc.kill()
+    proc.wait()
+    waiting.join()
+    assert wait_for(lambda: read_pid(path) == os.getpid())
+    pidfile.release()
