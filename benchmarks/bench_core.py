@@ -1,0 +1,108 @@
+"""Import time and launch-to-ready of a minimal daemon, against peers.
+
+    python benchmarks/bench_core.py [--runs N]
+
+Launch-to-ready is measured from starting the launcher until both (a) the
+launcher has exited and (b) the daemon's body has started (it sends one
+datagram to a socket this script holds). daemonkit's launcher waits for
+readiness; the bare double fork and python-daemon exit without waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BODY = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"up", sys.argv[1])
+"""
+
+DAEMONS = {
+    "bare double fork": """
+import os, sys
+if os.fork(): os._exit(0)
+os.setsid()
+if os.fork(): os._exit(0)
+os.chdir("/"); os.umask(0o022)
+fd = os.open(os.devnull, os.O_RDWR)
+for n in (0, 1, 2): os.dup2(fd, n)
+""" + BODY,
+    "python-daemon": """
+import daemon, sys
+with daemon.DaemonContext(umask=0o022):
+""" + "\n".join("    " + line for line in BODY.strip().splitlines()),
+    "daemonkit": """
+import daemonkit, sys
+with daemonkit.daemonize():
+""" + "\n".join("    " + line for line in BODY.strip().splitlines()),
+}
+
+
+def env() -> dict[str, str]:
+    result = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "INVOCATION_ID", "LISTEN_PID")}
+    result["PYTHONPATH"] = str(ROOT)
+    result.pop("PYTHONDONTWRITEBYTECODE", None)
+    return result
+
+
+def import_ms(module: str, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+            capture_output=True, text=True, env=env(), check=True,
+        ).stderr
+        line = [ln for ln in out.splitlines() if ln.rstrip().endswith(f"| {module}")][-1]
+        samples.append(int(line.split("|")[1]) / 1000)
+    return statistics.median(samples)
+
+
+def launch_ms(code: str, runs: int, tmp: Path) -> float:
+    address = str(tmp / "ready.sock")
+    samples = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(10)
+        for _ in range(runs):
+            start = time.perf_counter()
+            launcher = subprocess.Popen([sys.executable, "-c", code, address], env=env())
+            sock.recv(16)
+            launcher.wait()
+            samples.append((time.perf_counter() - start) * 1000)
+    os.unlink(address)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "daemonkit")], env=env(), check=True)
+    import_ms("daemonkit", 3)  # warm the caches
+
+    print(f"import time (median of {args.runs})")
+    dk, pd = import_ms("daemonkit", args.runs), import_ms("daemon", args.runs)
+    print(f"  daemonkit      {dk:6.2f} ms")
+    print(f"  python-daemon  {pd:6.2f} ms   daemonkit/python-daemon = {dk / pd:.2f}x")
+
+    print(f"launch-to-ready of a minimal daemon (median of {args.runs})")
+    with tempfile.TemporaryDirectory() as tmp:
+        times = {name: launch_ms(code, args.runs, Path(tmp)) for name, code in DAEMONS.items()}
+    bare = times["bare double fork"]
+    for name, ms in times.items():
+        print(f"  {name:16} {ms:6.1f} ms   {ms / bare:.2f}x bare")
+
+
+if __name__ == "__main__":
+    main()
