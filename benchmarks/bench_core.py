@@ -68,20 +68,26 @@ def import_ms(module: str, runs: int) -> float:
     return statistics.median(samples)
 
 
-def launch_ms(code: str, runs: int, tmp: Path) -> float:
+def launch_once(code: str, sock: socket.socket, address: str) -> float:
+    start = time.perf_counter()
+    launcher = subprocess.Popen([sys.executable, "-c", code, address], env=env())
+    sock.recv(16)
+    launcher.wait()
+    return (time.perf_counter() - start) * 1000
+
+
+def launch_ms(runs: int, tmp: Path) -> dict[str, float]:
+    """Median launch-to-ready per daemon; runs are interleaved so that
+    machine noise hits every contender alike."""
     address = str(tmp / "ready.sock")
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in DAEMONS}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(10)
         for _ in range(runs):
-            start = time.perf_counter()
-            launcher = subprocess.Popen([sys.executable, "-c", code, address], env=env())
-            sock.recv(16)
-            launcher.wait()
-            samples.append((time.perf_counter() - start) * 1000)
-    os.unlink(address)
-    return statistics.median(samples)
+            for name, code in DAEMONS.items():
+                samples[name].append(launch_once(code, sock, address))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -98,7 +104,7 @@ def main() -> None:
 
     print(f"launch-to-ready of a minimal daemon (median of {args.runs})")
     with tempfile.TemporaryDirectory() as tmp:
-        times = {name: launch_ms(code, args.runs, Path(tmp)) for name, code in DAEMONS.items()}
+        times = launch_ms(args.runs, Path(tmp))
     bare = times["bare double fork"]
     for name, ms in times.items():
         print(f"  {name:16} {ms:6.1f} ms   {ms / bare:.2f}x bare")

@@ -161,7 +161,13 @@ class DaemonContext:
 
     def _prepare(self) -> privileges.Credentials | None:
         """Step 1, in the launcher: everything that can fail early fails here."""
-        from . import _posix, privileges, streams
+        # Every module the daemon needs is imported here, before forking:
+        # imports after fork() pay a copy-on-write fault per touched page,
+        # and after a chroot they may find no files at all.
+        import resource  # noqa: F401
+        import select  # noqa: F401
+
+        from . import _posix, detach, privileges, signals, streams, systemd  # noqa: F401
 
         if not self.allow_threads and _posix.thread_count() > 1:
             raise DaemonError(
@@ -170,10 +176,8 @@ class DaemonContext:
             )
         creds = privileges.resolve(self.user, self.group)
         if self.chroot_directory is not None:
-            # Modules loaded lazily later must be loaded while /usr is visible.
-            import resource  # noqa: F401
-            import socket  # noqa: F401
-            import traceback  # noqa: F401
+            import socket  # noqa: F401  (sd_notify)
+            import traceback  # noqa: F401  (reload errors)
         streams.ensure_std_fds()
         if isinstance(self.pidfile, PidFile):
             self.pidfile.lock()

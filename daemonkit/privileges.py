@@ -9,17 +9,23 @@ uid, and then a check that root cannot be regained.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING
 
 from .errors import DaemonError
 
-UserSpec = Union[str, int, None]
+if TYPE_CHECKING:
+    from typing import Union
+
+    UserSpec = Union[str, int, None]
 
 
-class Credentials(NamedTuple):
-    uid: int
-    gid: int
-    groups: list[int]
+class Credentials:
+    """Numeric ids to switch to, resolved in the launcher."""
+
+    __slots__ = ("uid", "gid", "groups")
+
+    def __init__(self, uid: int, gid: int, groups: list[int]) -> None:
+        self.uid, self.gid, self.groups = uid, gid, groups
 
 
 def resolve(user: UserSpec, group: UserSpec) -> Credentials | None:

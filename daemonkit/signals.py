@@ -12,11 +12,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any, Callable, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Callable, NoReturn
 
 from .errors import DaemonError
 
-Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
+if TYPE_CHECKING:
+    from typing import Any, Optional, Union
+
+    Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 
 # Job-control signals would stop a daemon that touches a terminal; they are
 # ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any, Union
+from typing import TYPE_CHECKING, Any
 
 #: What stdin/stdout/stderr accept: None (/dev/null), a path (appended to),
 #: a file object or socket (anything with fileno()), or an fd.
-Target = Union[None, str, "os.PathLike[str]", int, IO[Any], Any]
+if TYPE_CHECKING:
+    from typing import IO, Union
+
+    Target = Union[None, str, "os.PathLike[str]", int, IO[Any], Any]
 
 
 def is_path(target: Any) -> bool:
