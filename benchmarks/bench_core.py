@@ -37,20 +37,24 @@ if os.fork(): os._exit(0)
 os.chdir("/"); os.umask(0o022)
 fd = os.open(os.devnull, os.O_RDWR)
 for n in (0, 1, 2): os.dup2(fd, n)
-""" + BODY,
+"""
+    + BODY,
     "python-daemon": """
 import daemon, sys
 with daemon.DaemonContext(umask=0o022):
-""" + "\n".join("    " + line for line in BODY.strip().splitlines()),
+"""
+    + "\n".join("    " + line for line in BODY.strip().splitlines()),
     "daemonkit": """
 import daemonkit, sys
 with daemonkit.daemonize():
-""" + "\n".join("    " + line for line in BODY.strip().splitlines()),
+"""
+    + "\n".join("    " + line for line in BODY.strip().splitlines()),
 }
 
 
 def env() -> dict[str, str]:
-    result = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "INVOCATION_ID", "LISTEN_PID")}
+    supervisor = ("NOTIFY_SOCKET", "INVOCATION_ID", "LISTEN_PID")
+    result = {k: v for k, v in os.environ.items() if k not in supervisor}
     result["PYTHONPATH"] = str(ROOT)
     result.pop("PYTHONDONTWRITEBYTECODE", None)
     return result
@@ -61,7 +65,10 @@ def import_ms(module: str, runs: int) -> float:
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-            capture_output=True, text=True, env=env(), check=True,
+            capture_output=True,
+            text=True,
+            env=env(),
+            check=True,
         ).stderr
         line = [ln for ln in out.splitlines() if ln.rstrip().endswith(f"| {module}")][-1]
         samples.append(int(line.split("|")[1]) / 1000)

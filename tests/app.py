@@ -47,6 +47,9 @@ if config.get("preserve_log"):
 for name in ("stdin", "stdout", "stderr"):
     if isinstance(options.get(name), dict):  # {"fd_of": path}: an open file object
         options[name] = open(options[name]["fd_of"], "a")  # noqa: SIM115 (the daemon keeps it)
+if config.get("preserve_file"):
+    kept = open(config["preserve_file"], "a")  # noqa: SIM115 (the daemon keeps it)
+    options["files_preserve"] = [kept]
 if config.get("threads"):
     import threading
 

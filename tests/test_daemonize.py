@@ -78,6 +78,12 @@ def test_preserved_files_survive_and_nothing_else(launcher: Launcher, tmp_path: 
     wait_for(lambda: "logged from the daemon" in log.read_text(), what="log line")
 
 
+def test_files_preserve(launcher: Launcher, tmp_path: Path) -> None:
+    kept = tmp_path / "kept.db"
+    pid = launcher.start(preserve_file=str(kept))
+    assert sorted(proc_fds(pid).values()) == ["/dev/null"] * 3 + [str(launcher.pidfile), str(kept)]
+
+
 def test_logging_fd_closed_when_not_preserved(launcher: Launcher, tmp_path: Path) -> None:
     pid = launcher.start(preserve_log=str(tmp_path / "app.log"), options={"preserve_logging": False})
     assert sorted(proc_fds(pid).values()) == ["/dev/null"] * 3 + [str(launcher.pidfile)]
