@@ -12,9 +12,16 @@ import sys
 if sys.platform == "win32":  # pragma: no cover
     raise ImportError("daemonkit needs a POSIX system (fork, setsid, flock); Windows has none")
 
+from typing import TYPE_CHECKING, Any
+
 from .context import DaemonContext, daemon, daemonize, ready
 from .errors import AlreadyRunning, DaemonError, PidFileError, StartupError
 from .pidfile import PidFile, is_running, read_pid
+
+if TYPE_CHECKING:
+    from .control import Status, reload, status, stop
+    from .kill import StopError
+    from .spawn import run, spawn
 
 __version__ = "0.1.0"
 
@@ -25,9 +32,39 @@ __all__ = [
     "PidFile",
     "PidFileError",
     "StartupError",
+    "Status",
+    "StopError",
     "daemon",
     "daemonize",
     "is_running",
     "read_pid",
     "ready",
+    "reload",
+    "run",
+    "spawn",
+    "status",
+    "stop",
 ]
+
+# Loaded on first use, to keep `import daemonkit` fast for daemons that
+# never start or stop another one.
+_LAZY = {
+    "Status": "control",
+    "reload": "control",
+    "status": "control",
+    "stop": "control",
+    "StopError": "kill",
+    "run": "spawn",
+    "spawn": "spawn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'daemonkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

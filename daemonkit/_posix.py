@@ -104,6 +104,19 @@ def start_ticks(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
+def start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch; None if unknown."""
+    ticks = start_ticks(pid)
+    if ticks is None:
+        return None
+    try:
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, StopIteration, ValueError):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def is_alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 
-from . import _posix
 from .errors import StartupError
 
 
@@ -126,21 +125,49 @@ def _wait_ready(fd: int, timeout: float | None) -> int:
 
 def _terminate(pid: int, grace: float = 1.0) -> None:
     """Stop a half-started daemon: TERM, then KILL after ``grace`` seconds."""
-    import signal
+    from .kill import StopError, Target
 
     if not pid:
         return
     try:
-        pidfd = _posix.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        _posix.send_signal(pid, signal.SIGTERM, pidfd)
-        if not _posix.wait_exit(pid, pidfd, grace):
-            _posix.send_signal(pid, signal.SIGKILL, pidfd)
-            _posix.wait_exit(pid, pidfd, grace)
-    except ProcessLookupError:
+        with Target(pid) as target:
+            target.terminate(timeout=grace, kill_timeout=grace)
+    except (ProcessLookupError, StopError):
         pass
-    finally:
-        if pidfd is not None:
-            os.close(pidfd)
+
+
+def fork_watched() -> tuple[int, int, int, Channel | None]:
+    """Double-fork for exec'ing a command, with a watcher in between.
+
+    Returns ``(watcher_pid, channel_fd, status_fd, None)`` in the launcher
+    and ``(0, -1, -1, channel)`` in the daemon. The intermediate process
+    (the watcher) does not exit at once: it waits for the daemon and writes
+    ``EXIT <code>`` to ``status_fd`` if the daemon exits, so that a command
+    that dies during startup reports its real exit status. The launcher
+    kills the watcher once the daemon is ready; the daemon is then
+    re-parented to init like any daemon.
+    """
+    flush_std_streams()
+    read_fd, write_fd = os.pipe()
+    status_read, status_write = os.pipe()
+    watcher = os.fork()
+    if watcher:
+        os.close(write_fd)
+        os.close(status_write)
+        return watcher, read_fd, status_read, None
+    try:
+        os.close(read_fd)
+        os.close(status_read)
+        os.setsid()
+        daemon = os.fork()
+        if daemon == 0:
+            os.close(status_write)
+            channel = Channel(write_fd)
+            channel._send(f"PID {os.getpid()}")
+            return 0, -1, -1, channel
+        os.close(write_fd)
+        _, status = os.waitpid(daemon, 0)
+        os.write(status_write, f"EXIT {os.waitstatus_to_exitcode(status)}\n".encode())
+    except BaseException:
+        pass
+    os._exit(0)

@@ -137,6 +137,13 @@ def is_running(path: str | os.PathLike[str]) -> int | None:
     ``kill -9``, or naming a PID that was reused since). Raises
     :class:`PidFileError` when the file is unsafe or malformed.
     """
+    holder = lock_holder(path)
+    return holder[0] if holder else None
+
+
+def lock_holder(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | None:
+    """Like :func:`is_running`, with the stat of the locked file, so that a
+    caller can check again later that the PID still holds that very file."""
     path = os.path.abspath(os.fspath(path))
     try:
         fd = _open(path, os.O_RDONLY)
@@ -148,9 +155,32 @@ def is_running(path: str | os.PathLike[str]) -> int | None:
         st = os.fstat(fd)
         if not _is_locked(fd, st):
             return None
-        return _holder_pid(fd, path, st)
+        return _holder_pid(fd, path, st), st
     finally:
         os.close(fd)
+
+
+def still_holds(pid: int, st: os.stat_result) -> bool:
+    """False if ``pid`` provably no longer has the pidfile (dev, ino) open."""
+    return _posix.has_file_open(pid, st.st_dev, st.st_ino) is not False
+
+
+def remove_stale(path: str | os.PathLike[str]) -> bool:
+    """Remove a pidfile nobody holds, taking its lock first; True if removed.
+
+    A live holder's file, or a file that is not ours to touch, stays.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.lexists(path):
+        return False
+    pidfile = PidFile(path)
+    try:
+        pidfile.lock()
+    except AlreadyRunning:
+        return False
+    pidfile.pid = os.getpid()  # so that release() unlinks it
+    pidfile.release()
+    return True
 
 
 class PidFile:

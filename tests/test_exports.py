@@ -3,7 +3,7 @@ import pickle
 import pytest
 
 import daemonkit
-from daemonkit import AlreadyRunning, DaemonError, PidFileError, StartupError
+from daemonkit import AlreadyRunning, DaemonError, PidFileError, StartupError, StopError
 
 
 def test_public_names_are_pinned() -> None:
@@ -14,11 +14,18 @@ def test_public_names_are_pinned() -> None:
         "PidFile",
         "PidFileError",
         "StartupError",
+        "Status",
+        "StopError",
         "daemon",
         "daemonize",
         "is_running",
         "read_pid",
         "ready",
+        "reload",
+        "run",
+        "spawn",
+        "status",
+        "stop",
     ]
     for name in daemonkit.__all__:
         assert getattr(daemonkit, name) is not None
@@ -32,6 +39,7 @@ def test_public_names_are_pinned() -> None:
         AlreadyRunning("/run/app.pid"),
         PidFileError("/run/app.pid", "is a symbolic link"),
         StartupError("cannot chdir to /nope", 3),
+        StopError(42, "pid 42 is still alive after SIGKILL"),
     ],
 )
 def test_errors_pickle_with_their_data(error: DaemonError) -> None:

@@ -1,0 +1,128 @@
+"""status / stop / reload of a daemon, by its pidfile.
+
+Only the process that holds the pidfile's lock is ever signalled: a pidfile
+naming a live but unrelated process (a reused PID) is stale, and that
+process is left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+from typing import Callable
+
+from . import _posix
+from .errors import PidFileError
+from .kill import Target
+from .pidfile import lock_holder, remove_stale, still_holds
+
+#: LSB init-script status codes (LSB 3.0, section 20.2).
+LSB_RUNNING, LSB_DEAD_PIDFILE, LSB_NOT_RUNNING, LSB_UNKNOWN = 0, 1, 3, 4
+
+
+class Status:
+    """What a pidfile says about its daemon.
+
+    ``state`` is "running", "stale" (the file is left but nobody holds its
+    lock), "stopped" (no file) or "unknown" (the file is unusable; ``reason``
+    says why).
+    """
+
+    __slots__ = ("pidfile", "state", "pid", "started", "reason")
+
+    def __init__(
+        self,
+        pidfile: str,
+        state: str,
+        pid: int | None = None,
+        started: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self.pidfile = pidfile
+        self.state = state
+        self.pid = pid
+        #: Start time of the process, seconds since the epoch (from /proc).
+        self.started = started
+        self.reason = reason
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def stale_pidfile(self) -> bool:
+        return self.state == "stale"
+
+    @property
+    def lsb_code(self) -> int:
+        return {"running": LSB_RUNNING, "stale": LSB_DEAD_PIDFILE, "stopped": LSB_NOT_RUNNING}.get(
+            self.state, LSB_UNKNOWN
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"Status({self.pidfile!r}, {self.state!r}, pid={self.pid})"
+
+
+def status(pidfile: str | os.PathLike[str]) -> Status:
+    """Whether the daemon of ``pidfile`` runs, its PID and start time."""
+    path = os.path.abspath(os.fspath(pidfile))
+    try:
+        holder = lock_holder(path)
+    except PidFileError as exc:
+        return Status(path, "unknown", reason=str(exc))
+    if holder is None:
+        return Status(path, "stale" if os.path.lexists(path) else "stopped")
+    pid = holder[0]
+    return Status(path, "running", pid, _posix.start_time(pid))
+
+
+def stop(
+    pidfile: str | os.PathLike[str],
+    timeout: float = 10.0,
+    *,
+    signal: int = _signal.SIGTERM,
+    on_kill: Callable[[int], object] | None = None,
+) -> bool:
+    """Stop the daemon holding ``pidfile``: True if one was running.
+
+    ``signal`` goes to the daemon's process group (so the children it started
+    stop too); after ``timeout`` seconds ``on_kill(pid)`` is called and
+    SIGKILL follows. Returns once the process has exited (a zombie counts).
+    A stale pidfile is removed. Raises :class:`StopError` if the daemon
+    outlives SIGKILL and :class:`PidFileError` for an unusable pidfile.
+    """
+    path = os.path.abspath(os.fspath(pidfile))
+    holder = lock_holder(path)
+    if holder is None:
+        remove_stale(path)
+        return False
+    pid, st = holder
+    try:
+        with Target(pid) as target:
+            # The PID may have exited and been reused between reading the
+            # pidfile and pinning it: only the lock holder is ever signalled.
+            if still_holds(pid, st):
+                target.terminate(signal, timeout, on_kill)
+    except ProcessLookupError:
+        pass  # it exited on its own meanwhile
+    remove_stale(path)  # a daemon killed by SIGKILL could not remove it
+    return True
+
+
+def reload(pidfile: str | os.PathLike[str]) -> bool:
+    """Send SIGHUP to the daemon holding ``pidfile``; False if none runs."""
+    holder = lock_holder(pidfile)
+    if holder is None:
+        return False
+    pid, st = holder
+    try:
+        with Target(pid) as target:
+            if not still_holds(pid, st):
+                return False
+            target.send(_signal.SIGHUP, group=False)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,358 @@
+"""Run any command as a daemon (``spawn``) or in the foreground (``run``).
+
+The command is exec'ed: it *becomes* the daemon, with no daemonkit process
+left beside it, and it inherits the pidfile's lock fd, so the lock lives
+exactly as long as the command.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
+
+from .context import DaemonContext
+from .errors import DaemonError, StartupError
+from .pidfile import PidFile, remove_stale
+from .readiness import NotifySocket, WaitReady
+
+# The command is not the process a service manager started for its unit.
+_MANAGER_VARS = (
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+)
+
+
+def find_executable(command: str, path: str | None) -> str:
+    """The file ``command`` would exec, or StartupError 127 / 126 as a shell says."""
+    if "/" in command:
+        candidates = [command]
+    else:
+        candidates = [os.path.join(d or ".", command) for d in (path or os.defpath).split(os.pathsep)]
+    found_but_not_executable = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return os.path.abspath(candidate)
+            found_but_not_executable = candidate
+    if found_but_not_executable is not None:
+        raise StartupError(f"not executable: {found_but_not_executable}", 126)
+    if "/" in command and os.path.isdir(command):
+        raise StartupError(f"is a directory: {command}", 126)
+    raise StartupError(f"command not found: {command}", 127)
+
+
+def _command_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    environ = dict(os.environ if env is None else env)
+    for var in _MANAGER_VARS:
+        environ.pop(var, None)
+    return environ
+
+
+def _context(pidfile: Any, detach: bool, options: dict[str, Any]) -> DaemonContext:
+    # A command gets the environment from execve() and keeps its own
+    # core-dump limit; fds to keep are given explicitly.
+    ctx = DaemonContext(
+        pidfile=pidfile,
+        detach=detach,
+        prevent_core=False,
+        preserve_logging=False,
+        manual_ready=True,
+        **options,
+    )
+    ctx._detached = detach
+    return ctx
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    pidfile: Any = None,
+    wait_ready: str = "exec",
+    timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
+    on_wait: Callable[[str, float], object] | None = None,
+    **options: Any,
+) -> int:
+    """Start ``argv`` as a daemon; return its PID once it is ready.
+
+    ``wait_ready`` is one of ``exec``, ``notify``, ``tcp:HOST:PORT``,
+    ``unix:PATH``, ``file:PATH``. ``options`` are DaemonContext's
+    ``working_directory``, ``umask``, ``stdin``, ``stdout``, ``stderr``,
+    ``user``, ``group``. ``on_wait(what, seconds)`` is called about once a
+    second while waiting.
+
+    Raises :class:`AlreadyRunning`, or :class:`StartupError` with the
+    command's exit status if it exits before it is ready (127: not found,
+    126: not executable). After ``timeout`` seconds the half-started daemon
+    and its process group are stopped and StartupError is raised.
+    """
+    if not argv:
+        raise DaemonError("no command given")
+    mode = WaitReady(wait_ready)
+    environ = _command_env(env)
+    executable = find_executable(argv[0], environ.get("PATH"))
+    ctx = _context(pidfile, True, {"env": environ, **options})
+    creds = ctx._prepare()
+    notify: NotifySocket | None = None
+    try:
+        if mode.kind == "notify":
+            notify = NotifySocket(*((creds.uid, creds.gid) if creds else ()))
+            assert ctx.env is not None
+            ctx.env["NOTIFY_SOCKET"] = notify.path
+        from .detach import fork_watched
+
+        watcher, channel_fd, status_fd, channel = fork_watched()
+        if channel is not None:  # the daemon: never returns
+            ctx._channel = channel
+            _become_command(ctx, creds, executable, list(argv))
+        startup = _Startup(mode, timeout, watcher, channel_fd, status_fd, notify, on_wait)
+        pid = startup.wait()
+    except BaseException:
+        _release(ctx.pidfile, failed=True)
+        raise
+    finally:
+        if notify is not None:
+            notify.close()
+    _release(ctx.pidfile, failed=False)
+    return pid
+
+
+def _release(pidfile: Any, failed: bool) -> None:
+    """Close the launcher's copy of the lock (never unlocking the daemon's);
+    after a failed start, remove the file the dead daemon left."""
+    if isinstance(pidfile, PidFile):
+        pidfile.release()
+        if failed:
+            remove_stale(pidfile.path)
+
+
+def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[str]) -> Any:
+    """In the daemon: the daemon(7) steps, then exec. Errors go to the launcher."""
+    from . import signals
+
+    status, stage = 1, "start"
+    try:
+        ctx._become_daemon(creds)
+        signals.reset(for_exec=True)
+        if hasattr(ctx.pidfile, "fileno"):
+            os.set_inheritable(ctx.pidfile.fileno(), True)  # the command holds the lock
+        stage = "exec"
+        assert ctx._channel is not None
+        ctx._channel._send("EXEC")
+        os.execve(executable, argv, os.environ)
+    except BaseException as exc:
+        if stage == "exec":
+            status = 127 if isinstance(exc, FileNotFoundError) else 126
+            message = f"cannot execute {executable}: {getattr(exc, 'strerror', None) or exc}"
+        else:
+            message = str(exc) if isinstance(exc, (DaemonError, OSError)) else f"{type(exc).__name__}: {exc}"
+        if ctx._channel is not None:
+            ctx._channel.fail(status, message)
+    os._exit(status)
+
+
+class _Startup:
+    """The launcher's side of a spawn: wait until ready, failed or late."""
+
+    def __init__(
+        self,
+        mode: WaitReady,
+        timeout: float,
+        watcher: int,
+        channel_fd: int,
+        status_fd: int,
+        notify: NotifySocket | None,
+        on_wait: Callable[[str, float], object] | None,
+    ) -> None:
+        self.mode, self.timeout = mode, timeout
+        self.watcher, self.channel_fd, self.status_fd = watcher, channel_fd, status_fd
+        self.notify, self.on_wait = notify, on_wait
+        self.pid = 0
+        self.execed = False
+        self.buffers = {channel_fd: b"", status_fd: b""}
+
+    def wait(self) -> int:
+        import select
+
+        poller = select.poll()
+        for fd in (self.channel_fd, self.status_fd) + ((self.notify.sock.fileno(),) if self.notify else ()):
+            poller.register(fd, select.POLLIN)
+        started = time.monotonic()
+        deadline = started + self.timeout
+        next_report, interval = started + 1.0, 0.005
+        try:
+            while True:
+                if self.execed and self._ready():
+                    return self.pid
+                now = time.monotonic()
+                if now >= deadline:
+                    self._give_up()
+                if self.on_wait is not None and now >= next_report:
+                    self.on_wait(self.mode.spec, now - started)
+                    next_report += 1.0
+                wake = min(deadline, next_report)
+                if self.execed and self.mode.polls:
+                    wake = min(wake, now + interval)
+                    interval = min(interval * 2, 0.1)
+                for fd, _ in poller.poll(max(0, int((wake - now) * 1000)) + 1):
+                    if fd == self.channel_fd:
+                        self._read_channel(poller)
+                    elif fd == self.status_fd:
+                        self._read_status()
+        finally:
+            self._dismiss_watcher()
+            os.close(self.channel_fd)
+            os.close(self.status_fd)
+
+    def _ready(self) -> bool:
+        if self.mode.kind == "exec":
+            return True
+        if self.notify is not None:
+            return self.notify.ready_received()
+        return self.mode.check()
+
+    def _lines(self, fd: int) -> tuple[list[str], bool]:
+        chunk = os.read(fd, 4096)
+        data = self.buffers[fd] + chunk
+        *lines, self.buffers[fd] = data.split(b"\n")
+        return [line.decode("utf-8", "replace") for line in lines], not chunk
+
+    def _read_channel(self, poller: Any) -> None:
+        lines, eof = self._lines(self.channel_fd)
+        for line in lines:
+            word, _, rest = line.partition(" ")
+            if word == "PID":
+                self.pid = int(rest)
+            elif word == "EXEC":
+                self.execed = True
+            elif word == "ERROR":
+                status, _, message = rest.partition(" ")
+                raise StartupError(message, int(status))
+        if eof:
+            # EOF right after EXEC: exec() closed the O_CLOEXEC pipe, so it
+            # succeeded. EOF before it: the daemon died; the watcher tells how.
+            poller.unregister(self.channel_fd)
+            if not self.execed:
+                self._read_status(block=True)
+
+    def _read_status(self, block: bool = False) -> None:
+        if block:
+            import select
+
+            select.select([self.status_fd], [], [], 5.0)
+        lines, eof = self._lines(self.status_fd)
+        for line in lines:
+            word, _, code = line.partition(" ")
+            if word == "EXIT":
+                raise _exited(int(code))
+        if eof:
+            raise StartupError("exited before it was ready", 1)
+
+    def _give_up(self) -> None:
+        from .kill import StopError, Target
+
+        if self.pid:
+            try:
+                with Target(self.pid) as target:
+                    target.terminate(timeout=2.0)
+            except (ProcessLookupError, StopError):
+                pass
+        what = "" if self.mode.kind == "exec" else f" (waiting for {self.mode.spec})"
+        raise StartupError(f"not ready after {self.timeout:g} s{what}; stopped it", 1)
+
+    def _dismiss_watcher(self) -> None:
+        import signal
+
+        try:
+            os.kill(self.watcher, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.watcher, 0)
+
+
+def _exited(code: int) -> StartupError:
+    if code < 0:
+        from .signals import describe
+
+        return StartupError(f"killed by {describe(-code)} before it was ready", 128 - code)
+    return StartupError(f"exited with status {code} before it was ready", code)
+
+
+def run(
+    argv: Sequence[str], *, pidfile: Any = None, env: Mapping[str, str] | None = None, **options: Any
+) -> int:
+    """Run ``argv`` in the foreground with the daemon's settings applied.
+
+    The pidfile, stdio files, umask, chdir, environment and user still
+    apply; nothing forks. The command replaces this process (this function
+    does not return) unless we are PID 1 (a container): then it runs as our
+    child, signals are passed on to it, orphans are reaped, and its exit
+    status is returned.
+    """
+    if not argv:
+        raise DaemonError("no command given")
+    environ = _command_env(env)
+    executable = find_executable(argv[0], environ.get("PATH"))
+    ctx = _context(pidfile, False, {"env": environ, **options})
+    creds = ctx._prepare()
+    ctx._become_daemon(creds)
+    from . import signals
+
+    if os.getpid() == 1:
+        return _init(executable, list(argv))
+    signals.reset(for_exec=True)
+    if hasattr(ctx.pidfile, "fileno"):
+        os.set_inheritable(ctx.pidfile.fileno(), True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(executable, list(argv), os.environ)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# Signals an init passes on to its child (tini forwards the same set).
+_FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT")
+
+
+def _init(executable: str, argv: list[str]) -> int:
+    """PID 1: run the command as a child, forward signals, reap everyone.
+
+    PID 1 gets no default signal actions from the kernel, so without a
+    handler SIGTERM would do nothing; and orphans re-parented to PID 1 would
+    stay zombies forever if nobody waited for them.
+    """
+    import signal
+
+    from . import signals
+
+    child = os.fork()
+    if child == 0:
+        try:
+            signals.reset(for_exec=True)
+            os.execve(executable, argv, os.environ)
+        finally:
+            os._exit(127)
+    for name in _FORWARDED:
+        signal.signal(getattr(signal, name), lambda sig, frame: os.kill(child, sig))
+    while True:
+        pid, status = os.wait()  # handlers run between waits (PEP 475)
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            _reap_remaining()
+            return code if code >= 0 else 128 - code
+
+
+def _reap_remaining() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
