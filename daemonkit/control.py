@@ -14,7 +14,7 @@ from typing import Callable
 from . import _posix
 from .errors import PidFileError
 from .kill import Target
-from .pidfile import lock_holder, remove_stale, still_holds
+from .pidfile import lock_holder, read_pid, remove_stale, still_holds
 
 #: LSB init-script status codes (LSB 3.0, section 20.2).
 LSB_RUNNING, LSB_DEAD_PIDFILE, LSB_NOT_RUNNING, LSB_UNKNOWN = 0, 1, 3, 4
@@ -70,7 +70,7 @@ def status(pidfile: str | os.PathLike[str]) -> Status:
     """Whether the daemon of ``pidfile`` runs, its PID and start time."""
     path = os.path.abspath(os.fspath(pidfile))
     try:
-        holder = lock_holder(path)
+        holder = _holder_or_stale(path)
     except PidFileError as exc:
         return Status(path, "unknown", reason=str(exc))
     if holder is None:
@@ -95,7 +95,7 @@ def stop(
     outlives SIGKILL and :class:`PidFileError` for an unusable pidfile.
     """
     path = os.path.abspath(os.fspath(pidfile))
-    holder = lock_holder(path)
+    holder = _holder_or_stale(path)
     if holder is None:
         remove_stale(path)
         return False
@@ -112,9 +112,19 @@ def stop(
     return True
 
 
+def _holder_or_stale(path: str) -> tuple[int, os.stat_result] | None:
+    """The lock holder, or None for a missing or stale file. A malformed
+    file raises PidFileError even when unlocked: it is reported, not
+    silently removed."""
+    holder = lock_holder(path)
+    if holder is None:
+        read_pid(path)
+    return holder
+
+
 def reload(pidfile: str | os.PathLike[str]) -> bool:
     """Send SIGHUP to the daemon holding ``pidfile``; False if none runs."""
-    holder = lock_holder(pidfile)
+    holder = _holder_or_stale(os.path.abspath(os.fspath(pidfile)))
     if holder is None:
         return False
     pid, st = holder

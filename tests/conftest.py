@@ -135,3 +135,67 @@ def launcher(tmp_path: Path) -> Iterator[Launcher]:
         yield runner
     finally:
         runner.cleanup()
+
+
+def kill_everything_under(directory: Path) -> None:
+    """SIGKILL every holder of a pidfile below ``directory`` (and its group),
+    and every process whose command line mentions it."""
+    from daemonkit import PidFileError, is_running
+
+    for pidfile in directory.rglob("*.pid"):
+        try:
+            pid = is_running(pidfile)
+        except PidFileError:
+            continue
+        if pid:
+            for kill in (
+                lambda: os.killpg(os.getpgid(pid), signal.SIGKILL),
+                lambda: os.kill(pid, signal.SIGKILL),
+            ):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
+    for pid in processes_mentioning(str(directory)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Cli:
+    """The daemonkit CLI in-process, with RUNDIR inside the test's tmp_path."""
+
+    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.tmp_path = tmp_path
+        self.rundir = tmp_path / "run"
+        self.capsys = capsys
+        # Commands run from inside tmp_path, so that cleanup can find them.
+        self.sleep = str(tmp_path / "sleep")
+        os.symlink("/bin/sleep", self.sleep)
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from daemonkit.cli import main
+
+        self.capsys.readouterr()
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def pidfile(self, name: str) -> Path:
+        return self.rundir / f"{name}.pid"
+
+    def pid(self, name: str) -> int:
+        return int(self.pidfile(name).read_text())
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    monkeypatch.setenv("DAEMONKIT_RUNDIR", str(tmp_path / "run"))
+    for var in SUPERVISOR_VARS:
+        monkeypatch.delenv(var, raising=False)
+    runner = Cli(tmp_path, capsys)
+    try:
+        yield runner
+    finally:
+        kill_everything_under(tmp_path)
