@@ -148,14 +148,11 @@ def kill_everything_under(directory: Path) -> None:
         except PidFileError:
             continue
         if pid:
-            for kill in (
-                lambda: os.killpg(os.getpgid(pid), signal.SIGKILL),
-                lambda: os.kill(pid, signal.SIGKILL),
-            ):
-                try:
-                    kill()
-                except (ProcessLookupError, PermissionError):
-                    pass
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     for pid in processes_mentioning(str(directory)):
         try:
             os.kill(pid, signal.SIGKILL)
