@@ -10,7 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Iterable
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
 # next owner, so a signal sent through it cannot hit a reused PID.

@@ -13,10 +13,12 @@ import re
 import signal
 import sys
 import time
-from typing import Any
 
 import daemonkit
-from daemonkit import record
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "daemonkit"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*\Z")
@@ -187,6 +189,8 @@ def _log_tail(paths: list[str | None]) -> list[str]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
+    from daemonkit import record  # json: loaded only where records are used
+
     command = _command_of(args)
     args.name = _check_name(args.name or os.path.basename(command[0]))
     name, pidfile = _pidfile_of(args)
@@ -293,6 +297,8 @@ def _uptime(started: float | None) -> str:
 
 
 def _describe(name: str, pidfile: str) -> dict[str, Any]:
+    from daemonkit import record  # json: loaded only where records are used
+
     state = daemonkit.status(pidfile)
     recorded = record.read(pidfile) or {}
     return {
@@ -338,6 +344,8 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
+    from daemonkit import record  # json: loaded only where records are used
+
     name, pidfile = _pidfile_of(args)
     recorded = record.read(pidfile)
     if not recorded or not isinstance(recorded.get("options"), dict):

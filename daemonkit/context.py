@@ -6,23 +6,22 @@ when a context opens, not at ``import daemonkit``, which stays near 2 ms.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
-from collections.abc import Iterable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
 from .errors import DaemonError, StartupError
 from .pidfile import PidFile
 
+TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from types import TracebackType
+    from typing import Any, Callable
+
     from . import privileges, signals, streams
     from .detach import Channel
 
 _current: DaemonContext | None = None
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def ready() -> None:
@@ -312,13 +311,11 @@ def daemonize(**options: Any) -> DaemonContext:
     return DaemonContext(**options)
 
 
-@overload
-def daemon(fn: F) -> F: ...
-@overload
-def daemon(fn: None = None, **options: Any) -> Callable[[F], F]: ...
 def daemon(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
     """Decorate ``main()``: calling it daemonizes and runs the body in the
     daemon, whose exit status is the return value (None counts as 0)."""
+    import functools
+
     if fn is None:
         return functools.partial(daemon, **options)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-from typing import Callable
 
 from . import _posix
 from .errors import PidFileError
 from .kill import Target
 from .pidfile import lock_holder, read_pid, remove_stale, still_holds
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from typing import Callable
 
 #: LSB init-script status codes (LSB 3.0, section 20.2).
 LSB_RUNNING, LSB_DEAD_PIDFILE, LSB_NOT_RUNNING, LSB_UNKNOWN = 0, 1, 3, 4

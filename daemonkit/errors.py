@@ -8,7 +8,10 @@ with their attributes, because a daemon's error travels back to the launcher.
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DaemonError(Exception):

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
 
 from . import _posix
 from .errors import DaemonError
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from typing import Callable
 
 
 class StopError(DaemonError):

@@ -13,10 +13,13 @@ import fcntl
 import os
 import stat
 import time
-from types import TracebackType
 
 from . import _posix
 from .errors import AlreadyRunning, PidFileError
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from types import TracebackType
 
 # "PID\n" is at most 11 bytes; anything longer is not a pidfile.
 _MAX_BYTES = 32

@@ -9,10 +9,10 @@ uid, and then a check that root cannot be regained.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from .errors import DaemonError
 
+TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
     from typing import Union
 

@@ -10,7 +10,6 @@ file:PATH       the file exists
 from __future__ import annotations
 
 import os
-import socket
 
 from .errors import DaemonError
 
@@ -46,6 +45,8 @@ class WaitReady:
         if self.kind == "file":
             assert isinstance(self.address, str)
             return os.path.exists(self.address)
+        import socket  # here, not at import: the launcher imports it while the command starts
+
         if self.kind == "tcp":
             assert isinstance(self.address, tuple)
             try:
@@ -71,11 +72,12 @@ class NotifySocket:
     network namespace)."""
 
     def __init__(self, uid: int | None = None, gid: int | None = None) -> None:
+        import socket
         import tempfile
 
         self.directory = tempfile.mkdtemp(prefix="daemonkit-notify-")
         self.path = os.path.join(self.directory, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock: socket.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self.sock.bind(self.path)
         self.sock.setblocking(False)
         if uid is not None:  # the command runs as another user: let it send

@@ -10,14 +10,14 @@ thread is an error, not a silent no-op.
 from __future__ import annotations
 
 import signal
-from collections.abc import Mapping
-from types import FrameType
-from typing import TYPE_CHECKING, Callable, NoReturn
 
 from .errors import DaemonError
 
+TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
-    from typing import Any, Optional, Union
+    from collections.abc import Mapping
+    from types import FrameType
+    from typing import Any, Callable, NoReturn, Optional, Union
 
     Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 #: What stdin/stdout/stderr accept: None (/dev/null), a path (appended to),
 #: a file object or socket (anything with fileno()), or an fd.
+TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
-    from typing import IO, Union
+    from typing import IO, Any, Union
 
     Target = Union[None, str, "os.PathLike[str]", int, IO[Any], Any]
 
