@@ -433,3 +433,21 @@ def test_core_dumps_are_disabled(launcher: Launcher) -> None:
     with open(f"/proc/{pid}/limits") as f:
         line = next(line for line in f if line.startswith("Max core file size"))
     assert line.split()[4:6] == ["0", "0"]
+
+
+def test_logrotate_then_reload_moves_the_log(launcher: Launcher, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    pid = launcher.start(options={"stdout": str(log)}, body="print")
+    wait_for(lambda: "printed by the daemon" in log.read_text())
+    config = tmp_path / "logrotate.conf"
+    reload = f"{sys.executable} -m daemonkit reload --pidfile {launcher.pidfile}"
+    config.write_text(f"{log} {{\n  rotate 2\n  postrotate\n    {reload}\n  endscript\n}}\n")
+    root = str(Path(__file__).parent.parent)
+    result = subprocess.run(
+        ["logrotate", "--force", "--state", str(tmp_path / "state"), str(config)],
+        capture_output=True, text=True, timeout=30, env=clean_env(PYTHONPATH=root),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "printed by the daemon" in (tmp_path / "app.log.1").read_text()
+    wait_for(lambda: log.exists() and log.read_text() == "reloaded\n", what="the reopened log")
+    assert proc_fds(pid)[1] == str(log)
