@@ -47,8 +47,12 @@ def daemonkit_venv() -> Path:
 def pm2_binary() -> Path | None:
     pm2 = CACHE / "npm" / "node_modules" / ".bin" / "pm2"
     if not pm2.exists() and shutil.which("npm"):
-        subprocess.run(["npm", "install", "--silent", "--prefix", str(CACHE / "npm"), "pm2"],
-                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "install", "--silent", "--prefix", str(CACHE / "npm"), "pm2"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     return pm2 if pm2.exists() else None
 
 
@@ -111,11 +115,28 @@ class Daemonkit(Tool):
         self.binary, self.env = str(binary), {**os.environ, "DAEMONKIT_RUNDIR": str(tmp / "dk")}
 
     def start(self, port: int) -> None:
-        subprocess.run([self.binary, "start", "--name", f"web{port}", "--wait-ready", f"tcp:127.0.0.1:{port}",
-                        "--", "node", str(APP), str(port)], check=True, env=self.env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                self.binary,
+                "start",
+                "--name",
+                f"web{port}",
+                "--wait-ready",
+                f"tcp:127.0.0.1:{port}",
+                "--",
+                "node",
+                str(APP),
+                str(port),
+            ],
+            check=True,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+        )
 
     def stop(self, port: int) -> None:
-        subprocess.run([self.binary, "stop", f"web{port}"], check=True, env=self.env, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [self.binary, "stop", f"web{port}"], check=True, env=self.env, stdout=subprocess.DEVNULL
+        )
 
 
 class StartStopDaemon(Tool):
@@ -125,12 +146,30 @@ class StartStopDaemon(Tool):
         self.tmp = tmp
 
     def start(self, port: int) -> None:
-        run("start-stop-daemon", "--start", "--background", "--make-pidfile", "--pidfile",
-            str(self.tmp / f"{port}.pid"), "--exec", shutil.which("node") or "node", "--", str(APP), str(port))
+        run(
+            "start-stop-daemon",
+            "--start",
+            "--background",
+            "--make-pidfile",
+            "--pidfile",
+            str(self.tmp / f"{port}.pid"),
+            "--exec",
+            shutil.which("node") or "node",
+            "--",
+            str(APP),
+            str(port),
+        )
 
     def stop(self, port: int) -> None:
-        run("start-stop-daemon", "--stop", "--pidfile", str(self.tmp / f"{port}.pid"),
-            "--retry", "TERM/10/KILL/5", "--remove-pidfile")
+        run(
+            "start-stop-daemon",
+            "--stop",
+            "--pidfile",
+            str(self.tmp / f"{port}.pid"),
+            "--retry",
+            "TERM/10/KILL/5",
+            "--remove-pidfile",
+        )
 
 
 class Pm2(Tool):
@@ -180,15 +219,23 @@ def main() -> None:
                     tool.close()
     start = {name: statistics.median(v) for name, v in starts.items()}
     stop = {name: statistics.median(v) for name, v in stops.items()}
-    print(f"median of {args.runs} runs; node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}")
+    print(
+        f"median of {args.runs} runs; node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}"
+    )
     print(f"{'tool':20} {'start→serving':>14} {'vs nohup':>9} {'stop→closed':>12} {'resident':>10}")
     for tool in tools:
-        print(f"{tool.name:20} {start[tool.name]:11.1f} ms {start[tool.name] / start['nohup &']:8.2f}x"
-              f" {stop[tool.name]:9.1f} ms {tool.resident_kb / 1024:7.1f} MB")
+        print(
+            f"{tool.name:20} {start[tool.name]:11.1f} ms {start[tool.name] / start['nohup &']:8.2f}x"
+            f" {stop[tool.name]:9.1f} ms {tool.resident_kb / 1024:7.1f} MB"
+        )
     if "pm2" in start:
-        print(f"daemonkit start = {start['daemonkit'] / start['pm2']:.2f}x pm2 start; "
-              f"daemonkit stop = {stop['daemonkit'] / stop['pm2']:.2f}x pm2 stop")
-    print(f"daemonkit stop = {stop['daemonkit'] / stop['start-stop-daemon']:.2f}x start-stop-daemon --stop --retry")
+        print(
+            f"daemonkit start = {start['daemonkit'] / start['pm2']:.2f}x pm2 start; "
+            f"daemonkit stop = {stop['daemonkit'] / stop['pm2']:.2f}x pm2 stop"
+        )
+    print(
+        f"daemonkit stop = {stop['daemonkit'] / stop['start-stop-daemon']:.2f}x start-stop-daemon --stop --retry"
+    )
 
 
 if __name__ == "__main__":

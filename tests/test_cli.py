@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -450,3 +451,133 @@ def test_progress_line_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
     text = output.decode()
     assert f"\r\x1b[Kwaiting for file:{ready} … 1 s" in text
     assert "started prog (pid" in text
+
+
+ZOMBIE_KEEPER = """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come to us
+launcher = os.fork()
+if launcher == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+os.waitpid(launcher, 0)  # reap the launcher only; the daemon will stay a zombie
+print("keeper ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_zombie_counts_as_stopped(cli: Cli) -> None:
+    keeper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            ZOMBIE_KEEPER,
+            sys.executable,
+            "-m",
+            "daemonkit",
+            "start",
+            "--name",
+            "z",
+            "--",
+            cli.sleep,
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=clean_env(DAEMONKIT_RUNDIR=str(cli.rundir), PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
+    try:
+        assert keeper.stdout is not None and "keeper ready" in (
+            keeper.stdout.readline() + keeper.stdout.readline()
+        )
+        pid = cli.pid("z")
+        code, out, _ = cli("stop", "z")
+        assert code == 0 and out.startswith(f"stopped z (pid {pid})")
+        with open(f"/proc/{pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z"  # nobody reaped it, yet it is stopped
+        assert cli("status", "z")[0] == 3
+    finally:
+        keeper.kill()
+        keeper.communicate()
+
+
+def test_stop_pins_the_process_and_waits_without_polling(cli: Cli, tmp_path: Path) -> None:
+    cli("start", "--name", "nap", "--", cli.sleep, "60")
+    trace = tmp_path / "trace"
+    result = subprocess.run(
+        [
+            "strace",
+            "-f",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=pidfd_open,pidfd_send_signal,kill,poll,ppoll,clock_nanosleep,nanosleep,select,pselect6",
+            sys.executable,
+            "-m",
+            "daemonkit",
+            "stop",
+            "nap",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(DAEMONKIT_RUNDIR=str(cli.rundir), PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines()]
+    names = [call.split("(", 1)[0] for call in calls]
+    assert "pidfd_open" in names
+    assert "clock_nanosleep" not in names and "nanosleep" not in names  # woken by the exit, not a timer
+    assert names.count("poll") >= 1
+
+
+@root_only
+def test_run_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path: Path) -> None:
+    started, terminated = tmp_path / "started", tmp_path / "terminated"
+    script = (
+        'sh -c "sleep 1 &"; '  # an orphan: re-parented to PID 1, which must reap it
+        f'trap "echo term > {terminated}; exit 0" TERM; echo $$ > {started}; '
+        "while :; do sleep 0.05; done"
+    )
+    unshare = subprocess.Popen(
+        [
+            "unshare",
+            "--fork",
+            "--pid",
+            "--mount-proc",
+            sys.executable,
+            "-m",
+            "daemonkit",
+            "run",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        env=clean_env(PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
+    try:
+        wait_for(started.exists, what="the command in the new PID namespace")
+        assert started.read_text().strip() == "2"  # daemonkit is PID 1, the command its child
+        with open(f"/proc/{unshare.pid}/task/{unshare.pid}/children") as f:
+            init = int(f.read().split()[0])
+
+        with open(f"/proc/{init}/task/{init}/children") as f:
+            assert len(f.read().split()) == 2  # the command and the orphan
+
+        def zombies() -> list[int]:
+            with open(f"/proc/{init}/task/{init}/children") as f:
+                children = [int(c) for c in f.read().split()]
+            return [c for c in children if not alive(c) and os.path.exists(f"/proc/{c}")]
+
+        def orphan_reaped() -> bool:
+            with open(f"/proc/{init}/task/{init}/children") as f:
+                return len(f.read().split()) == 1 and not zombies()  # only the command is left
+
+        wait_for(orphan_reaped, what="the orphan to be reaped by PID 1")
+        os.kill(init, signal.SIGTERM)
+        assert unshare.wait(timeout=10) == 0
+        assert terminated.read_text() == "term\n"
+    finally:
+        unshare.kill()
+        unshare.wait()

@@ -445,7 +445,10 @@ def test_logrotate_then_reload_moves_the_log(launcher: Launcher, tmp_path: Path)
     root = str(Path(__file__).parent.parent)
     result = subprocess.run(
         ["logrotate", "--force", "--state", str(tmp_path / "state"), str(config)],
-        capture_output=True, text=True, timeout=30, env=clean_env(PYTHONPATH=root),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(PYTHONPATH=root),
     )
     assert result.returncode == 0, result.stderr
     assert "printed by the daemon" in (tmp_path / "app.log.1").read_text()

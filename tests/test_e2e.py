@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import alive, clean_env, kill_everything_under, proc_stat, wait_for
 from test_cli import free_port
 
@@ -28,8 +27,9 @@ def answers(port: int) -> str | None:
 
 
 def tmux(socket: str, *args: str) -> str:
-    return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True,
-                          timeout=10).stdout
+    return subprocess.run(
+        ["tmux", "-L", socket, *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
 
 
 @pytest.mark.timeout(90)
@@ -42,12 +42,38 @@ def test_daemon_survives_the_terminal_closing_and_a_background_job_does_not(tmp_
     env = clean_env(DAEMONKIT_RUNDIR=str(rundir), PYTHONPATH=str(ROOT))
     daemonkit = f"{shlex.quote(sys.executable)} -m daemonkit"
     try:
-        subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "e2e", "-x", "200", "-y", "50",
-                        "bash", "--norc", "--noprofile", "-i"], check=True, env=env, timeout=10, cwd=tmp_path)
+        subprocess.run(
+            [
+                "tmux",
+                "-L",
+                socket,
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "bash",
+                "--norc",
+                "--noprofile",
+                "-i",
+            ],
+            check=True,
+            env=env,
+            timeout=10,
+            cwd=tmp_path,
+        )
         shell = int(tmux(socket, "display-message", "-p", "-t", "e2e", "#{pane_pid}"))
-        tmux(socket, "send-keys", "-t", "e2e",
-             f"{daemonkit} start --name web --wait-ready tcp:127.0.0.1:{daemon_port} -- node app.js {daemon_port}",
-             "Enter")
+        tmux(
+            socket,
+            "send-keys",
+            "-t",
+            "e2e",
+            f"{daemonkit} start --name web --wait-ready tcp:127.0.0.1:{daemon_port} -- node app.js {daemon_port}",
+            "Enter",
+        )
         tmux(socket, "send-keys", "-t", "e2e", f"node app.js {job_port} &", "Enter")
         wait_for(lambda: answers(daemon_port) and answers(job_port), timeout=30, what="both servers")
         pid = int((rundir / "web.pid").read_text())
