@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -211,17 +212,16 @@ def main() -> None:
             for _ in range(args.runs):  # interleaved, so noise hits everyone alike
                 for tool in tools:
                     port = free_port()
-                    starts[tool.name].append(timed(lambda: tool.start(port), lambda: answers(port)))
-                    stops[tool.name].append(timed(lambda: tool.stop(port), lambda: closed(port)))
+                    starts[tool.name].append(timed(partial(tool.start, port), partial(answers, port)))
+                    stops[tool.name].append(timed(partial(tool.stop, port), partial(closed, port)))
         finally:
             for tool in tools:
                 if isinstance(tool, Pm2):
                     tool.close()
     start = {name: statistics.median(v) for name, v in starts.items()}
     stop = {name: statistics.median(v) for name, v in stops.items()}
-    print(
-        f"median of {args.runs} runs; node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()}"
-    )
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    print(f"median of {args.runs} runs; node {node}")
     print(f"{'tool':20} {'start→serving':>14} {'vs nohup':>9} {'stop→closed':>12} {'resident':>10}")
     for tool in tools:
         print(
@@ -233,9 +233,8 @@ def main() -> None:
             f"daemonkit start = {start['daemonkit'] / start['pm2']:.2f}x pm2 start; "
             f"daemonkit stop = {stop['daemonkit'] / stop['pm2']:.2f}x pm2 stop"
         )
-    print(
-        f"daemonkit stop = {stop['daemonkit'] / stop['start-stop-daemon']:.2f}x start-stop-daemon --stop --retry"
-    )
+    ssd = stop["start-stop-daemon"]
+    print(f"daemonkit stop = {stop['daemonkit'] / ssd:.2f}x start-stop-daemon --stop --retry")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,9 @@ def stop(
                 target.terminate(signal, timeout, on_kill)
     except ProcessLookupError:
         pass  # it exited on its own meanwhile
-    remove_stale(path)  # a daemon killed by SIGKILL could not remove it
+    # A daemon killed by SIGKILL could not remove its pidfile. Its group got
+    # the same signal; give children holding the inherited lock fd a moment.
+    remove_stale(path, timeout=1.0)
     return True
 
 

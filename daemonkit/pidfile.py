@@ -168,17 +168,19 @@ def still_holds(pid: int, st: os.stat_result) -> bool:
     return _posix.has_file_open(pid, st.st_dev, st.st_ino) is not False
 
 
-def remove_stale(path: str | os.PathLike[str]) -> bool:
+def remove_stale(path: str | os.PathLike[str], timeout: float = 0) -> bool:
     """Remove a pidfile nobody holds, taking its lock first; True if removed.
 
-    A live holder's file, or a file that is not ours to touch, stays.
+    Waits up to ``timeout`` seconds for the lock: children of a stopped
+    daemon that inherited its lock fd may take a moment to die too. A live
+    holder's file, or a file that is not ours to touch, stays.
     """
     path = os.path.abspath(os.fspath(path))
     if not os.path.lexists(path):
         return False
     pidfile = PidFile(path)
     try:
-        pidfile.lock()
+        pidfile.lock(timeout)
     except AlreadyRunning:
         return False
     pidfile.pid = os.getpid()  # so that release() unlinks it

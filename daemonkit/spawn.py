@@ -178,7 +178,8 @@ class _Startup:
         self.watcher, self.channel_fd, self.status_fd = watcher, channel_fd, status_fd
         self.notify, self.on_wait = notify, on_wait
         self.pid = 0
-        self.execed = False
+        self.exec_attempted = False  # the daemon is about to exec
+        self.execed = False  # ... and the exec succeeded
         self.buffers = {channel_fd: b"", status_fd: b""}
 
     def wait(self) -> int:
@@ -234,14 +235,16 @@ class _Startup:
             if word == "PID":
                 self.pid = int(rest)
             elif word == "EXEC":
-                self.execed = True
+                self.exec_attempted = True
             elif word == "ERROR":
                 status, _, message = rest.partition(" ")
                 raise StartupError(message, int(status))
         if eof:
-            # EOF right after EXEC: exec() closed the O_CLOEXEC pipe, so it
-            # succeeded. EOF before it: the daemon died; the watcher tells how.
+            # EOF after EXEC, with no ERROR: exec() closed the O_CLOEXEC pipe,
+            # so it succeeded. EOF before it: the daemon died; the watcher
+            # tells how.
             poller.unregister(self.channel_fd)
+            self.execed = self.exec_attempted
             if not self.execed:
                 self._read_status(block=True)
 

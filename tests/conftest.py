@@ -62,7 +62,13 @@ def proc_stat(pid: int) -> dict[str, int]:
 
 def proc_fds(pid: int) -> dict[int, str]:
     fd_dir = f"/proc/{pid}/fd"
-    return {int(n): os.readlink(f"{fd_dir}/{n}") for n in os.listdir(fd_dir)}
+    fds = {}
+    for name in os.listdir(fd_dir):
+        try:
+            fds[int(name)] = os.readlink(f"{fd_dir}/{name}")
+        except FileNotFoundError:  # closed while we looked
+            pass
+    return fds
 
 
 def signal_set(mask_hex: str) -> set[int]:
@@ -160,6 +166,13 @@ def kill_everything_under(directory: Path) -> None:
             pass
 
 
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
 class Cli:
     """The daemonkit CLI in-process, with RUNDIR inside the test's tmp_path."""
 
@@ -182,8 +195,13 @@ class Cli:
     def pidfile(self, name: str) -> Path:
         return self.rundir / f"{name}.pid"
 
-    def pid(self, name: str) -> int:
-        return int(self.pidfile(name).read_text())
+    def pid(self, name: str, exe: str | None = "/usr/bin/sleep") -> int:
+        """The daemon's PID, once it runs ``exe``: readiness in exec mode
+        means the exec succeeded, not that the new program has loaded."""
+        pid = int(self.pidfile(name).read_text())
+        if exe is not None:
+            wait_for(lambda: _exe(pid) == exe, what=f"{exe} to run")
+        return pid
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ def test_start_status_stop(cli: Cli) -> None:
     assert proc_status(pid)["Umask"] == "0022"
     assert os.readlink(f"/proc/{pid}/cwd") == os.getcwd()
     log = str(cli.rundir / "nap.log")
-    fds = proc_fds(pid)
-    assert sorted(fds.values()) == sorted(["/dev/null", log, log, str(cli.pidfile("nap"))])
+    expected = sorted(["/dev/null", log, log, str(cli.pidfile("nap"))])
+    wait_for(lambda: sorted(proc_fds(pid).values()) == expected, what=f"fds {expected}")
     # exec'ed programs start with default dispositions and an empty mask.
     assert signal_set(proc_status(pid)["SigIgn"]) == set()
     assert signal_set(proc_status(pid)["SigBlk"]) == set()
@@ -223,7 +223,7 @@ def test_wait_ready_notify_with_daemonkit_ready(cli: Cli, tmp_path: Path) -> Non
         "start", "--name", "pyd", "--wait-ready", "notify", "--", sys.executable, "-c", program, str(tmp_path)
     )
     assert code == 0, err
-    pid = cli.pid("pyd")
+    pid = cli.pid("pyd", exe=None)
     assert os.readlink(f"/proc/{pid}/exe").startswith(os.path.realpath(sys.executable)[:-3])
 
 
@@ -237,7 +237,8 @@ def test_invalid_wait_ready(cli: Cli) -> None:
 def test_stop_kills_a_daemon_that_ignores_sigterm(cli: Cli) -> None:
     script = 'trap "" TERM; while :; do "$0" 0.05; done'
     cli("start", "--name", "stubborn", "--", "sh", "-c", script, cli.sleep)
-    pid = cli.pid("stubborn")
+    pid = cli.pid("stubborn", exe=None)
+    wait_for(lambda: signal.SIGTERM in signal_set(proc_status(pid)["SigIgn"]), what="the trap")
     code, out, err = cli("stop", "stubborn", "--timeout", "0.5")
     assert code == 0
     assert err == "stubborn: still running 0.5 s after SIGTERM; sending SIGKILL\n"
@@ -356,7 +357,7 @@ def test_run_in_the_foreground(cli: Cli, tmp_path: Path) -> None:
 
 @root_only
 def test_user_option_drops_privileges(cli: Cli) -> None:
-    code, _, err = cli("start", "--name", "nob", "--user", "nobody", "--chdir", "/", "--", cli.sleep, "60")
+    code, _, err = cli("start", "--name", "nob", "--user", "nobody", "--chdir", "/", "--", "/bin/sleep", "60")
     assert code == 0, err
     pid = cli.pid("nob")
     assert proc_status(pid)["Uid"].split() == ["65534"] * 4

@@ -71,7 +71,8 @@ def test_daemon_survives_the_terminal_closing_and_a_background_job_does_not(tmp_
             "send-keys",
             "-t",
             "e2e",
-            f"{daemonkit} start --name web --wait-ready tcp:127.0.0.1:{daemon_port} -- node app.js {daemon_port}",
+            f"{daemonkit} start --name web --wait-ready tcp:127.0.0.1:{daemon_port}"
+            f" -- node app.js {daemon_port}",
             "Enter",
         )
         tmux(socket, "send-keys", "-t", "e2e", f"node app.js {job_port} &", "Enter")
