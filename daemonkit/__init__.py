@@ -14,7 +14,7 @@ if sys.platform == "win32":  # pragma: no cover
 
 
 from .context import DaemonContext, daemon, daemonize, ready
-from .errors import AlreadyRunning, DaemonError, PidFileError, StartupError
+from .errors import AlreadyRunning, DaemonError, NotifyError, PidFileError, StartupError
 from .pidfile import PidFile, is_running, read_pid
 
 # `typing` takes ~9 ms to import in a fresh interpreter; every module keeps
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from .control import Status, reload, status, stop
     from .kill import StopError
     from .spawn import run, spawn
+    from .systemd import (
+        listen_fds,
+        listen_fds_with_names,
+        notify,
+        reloading,
+        stopping,
+        watchdog_interval,
+        watchdog_ping,
+    )
 
 __version__ = "0.1.0"
 
@@ -34,6 +43,7 @@ __all__ = [
     "AlreadyRunning",
     "DaemonContext",
     "DaemonError",
+    "NotifyError",
     "PidFile",
     "PidFileError",
     "StartupError",
@@ -42,13 +52,20 @@ __all__ = [
     "daemon",
     "daemonize",
     "is_running",
+    "listen_fds",
+    "listen_fds_with_names",
+    "notify",
     "read_pid",
     "ready",
     "reload",
+    "reloading",
     "run",
     "spawn",
     "status",
     "stop",
+    "stopping",
+    "watchdog_interval",
+    "watchdog_ping",
 ]
 
 # Loaded on first use, to keep `import daemonkit` fast for daemons that
@@ -61,6 +78,13 @@ _LAZY = {
     "StopError": "kill",
     "run": "spawn",
     "spawn": "spawn",
+    "listen_fds": "systemd",
+    "listen_fds_with_names": "systemd",
+    "notify": "systemd",
+    "reloading": "systemd",
+    "stopping": "systemd",
+    "watchdog_interval": "systemd",
+    "watchdog_ping": "systemd",
 }
 
 

@@ -108,8 +108,6 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _command_of(args: argparse.Namespace) -> list[str]:
     command = list(args.command)
-    if command[:1] == ["--"]:
-        command = command[1:]
     if not command:
         raise UsageError("no command given: daemonkit start [options] -- COMMAND [ARGS...]")
     return command
@@ -385,6 +383,53 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unit_directory() -> tuple[str, str, str]:
+    """(directory, WantedBy target, systemctl prefix) for --install."""
+    if os.geteuid() == 0:
+        return "/etc/systemd/system", "multi-user.target", "systemctl"
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(config, "systemd", "user"), "default.target", "systemctl --user"
+
+
+def cmd_unit(args: argparse.Namespace) -> int:
+    from daemonkit.spawn import find_executable
+    from daemonkit.unit import service_unit
+
+    command = _command_of(args)
+    name = _check_name(args.name)
+    environ = dict(item.partition("=")[::2] for item in args.env)
+    executable = find_executable(command[0], os.environ.get("PATH"))
+    streams = _streams(args, default_log=None)
+    directory, wanted_by, systemctl = _unit_directory()
+    text = service_unit(
+        name,
+        [executable, *command[1:]],
+        notify=args.wait_ready == "notify",
+        user=args.user,
+        group=args.group,
+        working_directory=os.path.abspath(args.chdir),
+        umask=args.umask,
+        env=environ,
+        stdout=streams["stdout"],
+        stderr=streams["stderr"],
+        wanted_by=wanted_by,
+    )
+    if args.wait_ready not in ("exec", "notify"):
+        _error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")
+    if not args.install:
+        sys.stdout.write(text)
+        return 0
+    path = os.path.join(directory, f"{name}.service")
+    if os.path.lexists(path):
+        return _fail(f"{path} exists; remove it first, or print the unit without --install", 1)
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    _error(f"installed {path}; next: {systemctl} daemon-reload && {systemctl} enable --now {name}")
+    return 0
+
+
 # -- plumbing ----------------------------------------------------------------
 
 
@@ -451,6 +496,21 @@ def _parser() -> argparse.ArgumentParser:
     restart = target("restart", "stop, then start again with the recorded command")
     restart.add_argument("--timeout", type=float, default=10.0)
     restart.set_defaults(func=cmd_restart)
+    unit = add_parser("unit", help="print a systemd service unit for a command")
+    unit.add_argument("name", metavar="NAME")
+    unit.add_argument("--wait-ready", default="exec", metavar="MODE", help="notify gives Type=notify")
+    unit.add_argument("--log", metavar="FILE")
+    unit.add_argument("--stdout", metavar="FILE")
+    unit.add_argument("--stderr", metavar="FILE")
+    unit.add_argument("--chdir", metavar="DIR", default=".")
+    unit.add_argument("--umask", type=_parse_umask, default=0o022)
+    unit.add_argument("--user")
+    unit.add_argument("--group")
+    unit.add_argument("--env", action="append", default=[], type=_parse_env, metavar="K=V")
+    unit.add_argument("--install", action="store_true", help="write it where systemd looks for it")
+    unit.add_argument("command", nargs="*", help="-- COMMAND [ARGS...]")
+    unit.set_defaults(func=cmd_unit)
+
     listing = add_parser("list", help="list the daemons in RUNDIR")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
@@ -459,7 +519,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Everything after the first "--" is the command, untouched: argparse's
+    # own handling of "--" after a subcommand's positionals is unreliable.
+    command: list[str] | None = None
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
     args = parser.parse_args(argv)
+    if command is not None:
+        if not hasattr(args, "command") or args.command:
+            parser.error("unexpected arguments before or after --")
+        args.command = command
     try:
         return int(args.func(args))
     except UsageError as exc:
@@ -468,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     except daemonkit.DaemonError as exc:
         return _fail(str(exc), 1)
     except OSError as exc:
-        return _fail(str(exc), 1)
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}", 1)
     except KeyboardInterrupt:
         return 130

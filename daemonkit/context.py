@@ -33,18 +33,9 @@ def ready() -> None:
     if _current is not None:
         _current.ready()
     else:
-        _notify_ready()
+        from . import systemd
 
-
-def _notify_ready() -> None:
-    from . import systemd
-
-    # A broken $NOTIFY_SOCKET must not kill a daemon that is up: say so on
-    # stderr (the journal, under systemd) and carry on.
-    try:
-        systemd.notify_raw("READY=1")
-    except OSError as exc:
-        sys.stderr.write(f"{_program()}: cannot notify {os.environ.get('NOTIFY_SOCKET')}: {exc.strerror}\n")
+        systemd.notify_quietly("READY=1")
 
 
 class DaemonContext:
@@ -241,7 +232,12 @@ class DaemonContext:
         if self._channel is not None:
             channel, self._channel = self._channel, None
             channel.ready()
-        _notify_ready()
+        from . import systemd
+
+        # The manager started our launcher; after a fork it must learn who the
+        # main process is now (sd_notify(3), MAINPID=).
+        mainpid = {"mainpid": os.getpid()} if self._detached else {}
+        systemd.notify_quietly("READY=1", **mainpid)
 
     def reload(self) -> None:
         """SIGHUP: reopen log files given as paths, then run ``on_reload``.
@@ -249,8 +245,9 @@ class DaemonContext:
         An exception from ``on_reload`` is printed to the daemon's stderr and
         swallowed: a failed reload must not kill a running daemon.
         """
-        from . import streams
+        from . import streams, systemd
 
+        systemd.notify_quietly(*systemd.reloading_states())
         try:
             streams.reopen(self.streams, self.umask)
             if self.on_reload is not None:
@@ -259,6 +256,7 @@ class DaemonContext:
             import traceback
 
             traceback.print_exc()
+        systemd.notify_quietly("READY=1")
 
     def _fail(self, exc: BaseException) -> None:
         """Report an error before READY to the launcher, which exits with it."""

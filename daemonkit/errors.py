@@ -69,3 +69,18 @@ class StartupError(DaemonError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.message, self.exit_status))
+
+
+class NotifyError(DaemonError, OSError):
+    """A message could not be sent to the service manager's $NOTIFY_SOCKET."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(address, reason)
+
+    def __str__(self) -> str:
+        return f"cannot notify {self.address}: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.address, self.reason))

@@ -62,7 +62,11 @@ def reset(*, for_exec: bool = False) -> None:
 
 def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
     # SystemExit unwinds the main thread: finally blocks, context managers
-    # and atexit handlers run, and the exit status is 0.
+    # and atexit handlers run, and the exit status is 0. A supervising
+    # systemd hears STOPPING=1 first.
+    from .systemd import notify_quietly
+
+    notify_quietly("STOPPING=1")
     raise SystemExit(0)
 
 

@@ -3,7 +3,7 @@ import pickle
 import pytest
 
 import daemonkit
-from daemonkit import AlreadyRunning, DaemonError, PidFileError, StartupError, StopError
+from daemonkit import AlreadyRunning, DaemonError, NotifyError, PidFileError, StartupError, StopError
 
 
 def test_public_names_are_pinned() -> None:
@@ -11,6 +11,7 @@ def test_public_names_are_pinned() -> None:
         "AlreadyRunning",
         "DaemonContext",
         "DaemonError",
+        "NotifyError",
         "PidFile",
         "PidFileError",
         "StartupError",
@@ -19,13 +20,20 @@ def test_public_names_are_pinned() -> None:
         "daemon",
         "daemonize",
         "is_running",
+        "listen_fds",
+        "listen_fds_with_names",
+        "notify",
         "read_pid",
         "ready",
         "reload",
+        "reloading",
         "run",
         "spawn",
         "status",
         "stop",
+        "stopping",
+        "watchdog_interval",
+        "watchdog_ping",
     ]
     for name in daemonkit.__all__:
         assert getattr(daemonkit, name) is not None
@@ -40,6 +48,7 @@ def test_public_names_are_pinned() -> None:
         PidFileError("/run/app.pid", "is a symbolic link"),
         StartupError("cannot chdir to /nope", 3),
         StopError(42, "pid 42 is still alive after SIGKILL"),
+        NotifyError("/run/systemd/notify", "Connection refused"),
     ],
 )
 def test_errors_pickle_with_their_data(error: DaemonError) -> None:
