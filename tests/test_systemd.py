@@ -262,3 +262,14 @@ def _install_as_nobody(home: Path) -> None:
     assert "WantedBy=default.target" in installed.read_text()
     again = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, cwd=home)
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_ready_after_forking_names_the_new_main_pid(launcher: Launcher, tmp_path: Path) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(str(tmp_path / "notify"))
+        manager.settimeout(10)
+        env = clean_env(NOTIFY_SOCKET=str(tmp_path / "notify"))
+        result = launcher.run(env=env, options={"detach": True})  # forced to fork under a manager
+        assert result.returncode == 0, result.stderr
+        pid = int(launcher.pidfile.read_text())
+        assert manager.recv(4096) == f"READY=1\nMAINPID={pid}".encode()
