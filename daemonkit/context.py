@@ -68,6 +68,7 @@ class DaemonContext:
         manual_ready: bool = False,
         ready_timeout: float | None = None,
         allow_threads: bool = False,
+        initgroups: bool = True,
     ) -> None:
         self.pidfile = PidFile(pidfile) if isinstance(pidfile, (str, os.PathLike)) else pidfile
         self.detach = detach
@@ -86,6 +87,7 @@ class DaemonContext:
         self.manual_ready = manual_ready
         self.ready_timeout = ready_timeout
         self.allow_threads = allow_threads
+        self.initgroups = initgroups
         self._is_open = False
         self._channel: Channel | None = None
         self._detached = False
@@ -164,7 +166,7 @@ class DaemonContext:
                 "other threads are running; forking would copy only this one "
                 "(start threads after daemonize(), or pass allow_threads=True)"
             )
-        creds = privileges.resolve(self.user, self.group)
+        creds = privileges.resolve(self.user, self.group, self.initgroups)
         if self.chroot_directory is not None:
             import socket  # noqa: F401  (sd_notify)
             import traceback  # noqa: F401  (reload errors)

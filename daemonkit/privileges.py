@@ -28,8 +28,12 @@ class Credentials:
         self.uid, self.gid, self.groups = uid, gid, groups
 
 
-def resolve(user: UserSpec, group: UserSpec) -> Credentials | None:
-    """Turn user/group names or ids into ids; None when neither is given."""
+def resolve(user: UserSpec, group: UserSpec, initgroups: bool = True) -> Credentials | None:
+    """Turn user/group names or ids into ids; None when neither is given.
+
+    With ``initgroups`` the supplementary groups are the user's (from the
+    group database); without, only the primary group: never the launcher's.
+    """
     if user is None and group is None:
         return None
     import grp
@@ -54,7 +58,7 @@ def resolve(user: UserSpec, group: UserSpec) -> Credentials | None:
                 raise DaemonError(f"unknown group {group!r}") from None
             gid = int(group)
     # initgroups(3): the user's supplementary groups, read now, before chroot.
-    groups = os.getgrouplist(name, gid) if name else [gid]
+    groups = os.getgrouplist(name, gid) if name and initgroups else []
     return Credentials(uid, gid, groups)
 
 

@@ -18,6 +18,9 @@ out, command = sys.argv[1], sys.argv[3:]
 if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
     sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
 first = os.fork()
+if first:
+    with open(out, "a") as f:
+        f.write(f"launcher {first}\n")
 if first == 0:
     try:
         os.execv(command[0], command)

@@ -1,0 +1,17 @@
+import os
+import sys
+import time
+
+import daemon
+
+STATE = os.environ["CORPUS_STATE"]
+out = open(os.path.join(STATE, "out.log"), "a+")
+err = open(os.path.join(STATE, "err.log"), "a+")
+
+with daemon.DaemonContext(stdout=out, stderr=err):
+    print("to stdout", flush=True)
+    print("to stderr", file=sys.stderr, flush=True)
+    with open(os.path.join(STATE, "pid"), "w") as f:
+        f.write(str(os.getpid()))
+    while True:
+        time.sleep(1)

@@ -1,0 +1,1 @@
+from daemonkit.compat.pidfile import *  # noqa: F403
