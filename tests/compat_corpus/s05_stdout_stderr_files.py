@@ -5,8 +5,8 @@ import time
 import daemon
 
 STATE = os.environ["CORPUS_STATE"]
-out = open(os.path.join(STATE, "out.log"), "a+")
-err = open(os.path.join(STATE, "err.log"), "a+")
+out = open(os.path.join(STATE, "out.log"), "a+")  # noqa: SIM115 (the daemon keeps it)
+err = open(os.path.join(STATE, "err.log"), "a+")  # noqa: SIM115
 
 with daemon.DaemonContext(stdout=out, stderr=err):
     print("to stdout", flush=True)
