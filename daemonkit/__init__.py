@@ -24,7 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .control import Status, reload, status, stop
+    from .control import Status, UnlockedPidFile, reload, status, stop
     from .kill import StopError
     from .spawn import run, spawn
     from .systemd import (
@@ -49,6 +49,7 @@ __all__ = [
     "StartupError",
     "Status",
     "StopError",
+    "UnlockedPidFile",
     "daemon",
     "daemonize",
     "is_running",
@@ -76,6 +77,7 @@ _LAZY = {
     "status": "control",
     "stop": "control",
     "StopError": "kill",
+    "UnlockedPidFile": "control",
     "run": "spawn",
     "spawn": "spawn",
     "listen_fds": "systemd",

@@ -108,16 +108,22 @@ def start_ticks(pid: int) -> int | None:
 
 
 def start_time(pid: int) -> float | None:
-    """When ``pid`` started, in seconds since the epoch; None if unknown."""
+    """When ``pid`` started, in seconds since the epoch; None if unknown.
+
+    Precise to a clock tick (10 ms): the boot time comes from /proc/uptime,
+    not from /proc/stat's btime, which is rounded to the second.
+    """
+    import time
+
     ticks = start_ticks(pid)
     if ticks is None:
         return None
     try:
-        with open("/proc/stat", "rb") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
-    except (OSError, StopIteration, ValueError):
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def is_alive(pid: int) -> bool:

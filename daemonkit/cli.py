@@ -276,7 +276,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print(f"{name}: still running {args.timeout:g} s after {sig}; sending SIGKILL", file=sys.stderr)
 
     try:
-        daemonkit.stop(pidfile, args.timeout, signal=args.signal, on_kill=on_kill)
+        daemonkit.stop(pidfile, args.timeout, signal=args.signal, on_kill=on_kill, unlocked=args.unlocked)
+    except daemonkit.UnlockedPidFile as exc:
+        return _fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {name}'", 1)
     except daemonkit.StopError as exc:
         return _fail(f"{name}: could not stop it: {exc}", 1)
     print(f"stopped {name} (pid {state.pid}) in {(time.monotonic() - started) * 1000:.0f} ms")
@@ -309,6 +311,7 @@ def _describe(name: str, pidfile: str) -> dict[str, Any]:
         "command": recorded.get("command"),
         "pidfile": pidfile,
         "reason": state.reason,
+        "locked": state.locked,
         "lsb": state.lsb_code,
     }
 
@@ -321,7 +324,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return int(info["lsb"])
     state = info["state"]
     if state == "running":
-        print(f"{name}: running (pid {info['pid']}), up {info['uptime']}")
+        unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
+        print(f"{name}: running (pid {info['pid']}), up {info['uptime']}{unlocked}")
     elif state == "stale":
         print(f"{name}: not running, but its pidfile is left behind (stale); '{PROG} stop {name}' removes it")
     elif state == "stopped":
@@ -488,6 +492,11 @@ def _parser() -> argparse.ArgumentParser:
     stop = target("stop", "stop a daemon (TERM, then KILL after --timeout)")
     stop.add_argument("--timeout", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
     stop.add_argument("--signal", type=_signal_number, default=signal.SIGTERM, help="default TERM")
+    stop.add_argument(
+        "--unlocked",
+        action="store_true",
+        help="also stop the probable writer of a pidfile without a lock (python-daemon, lockfile)",
+    )
     stop.set_defaults(func=cmd_stop)
     status = target("status", "show whether a daemon runs (LSB exit codes 0/1/3/4)")
     status.add_argument("--json", action="store_true")

@@ -11,13 +11,32 @@ import os
 import signal as _signal
 
 from . import _posix
-from .errors import PidFileError
+from .errors import DaemonError, PidFileError
 from .kill import Target
-from .pidfile import lock_holder, read_pid, remove_stale, still_holds
+from .pidfile import lock_holder, read_pid, remove_stale, still_holds, untrusted
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
     from typing import Callable
+
+
+class UnlockedPidFile(DaemonError):
+    """stop() found a pidfile without a lock naming a process that may be
+    its writer; it signals such a process only with ``unlocked=True``."""
+
+    def __init__(self, path: str, pid: int) -> None:
+        self.path, self.pid = path, pid
+        super().__init__(path, pid)
+
+    def __str__(self) -> str:
+        return (
+            f"pidfile {self.path} holds no lock (not written by daemonkit); pid {self.pid} "
+            "started before it was written and is probably its daemon"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.path, self.pid))
+
 
 #: LSB init-script status codes (LSB 3.0, section 20.2).
 LSB_RUNNING, LSB_DEAD_PIDFILE, LSB_NOT_RUNNING, LSB_UNKNOWN = 0, 1, 3, 4
@@ -31,7 +50,7 @@ class Status:
     says why).
     """
 
-    __slots__ = ("pidfile", "state", "pid", "started", "reason")
+    __slots__ = ("pidfile", "state", "pid", "started", "reason", "locked")
 
     def __init__(
         self,
@@ -40,6 +59,7 @@ class Status:
         pid: int | None = None,
         started: float | None = None,
         reason: str | None = None,
+        locked: bool = True,
     ) -> None:
         self.pidfile = pidfile
         self.state = state
@@ -47,6 +67,9 @@ class Status:
         #: Start time of the process, seconds since the epoch (from /proc).
         self.started = started
         self.reason = reason
+        #: False for a pidfile that holds no lock (python-daemon, lockfile):
+        #: then "running" rests on the process being older than the file.
+        self.locked = locked
 
     @property
     def running(self) -> bool:
@@ -77,9 +100,38 @@ def status(pidfile: str | os.PathLike[str]) -> Status:
     except PidFileError as exc:
         return Status(path, "unknown", reason=str(exc))
     if holder is None:
-        return Status(path, "stale" if os.path.lexists(path) else "stopped")
+        if not os.path.lexists(path):
+            return Status(path, "stopped")
+        writer = unlocked_writer(path)
+        if writer is None:
+            return Status(path, "stale")
+        return Status(path, "running", writer[0], writer[1], locked=False)
     pid = holder[0]
     return Status(path, "running", pid, _posix.start_time(pid))
+
+
+# Process start times and file times come from different clocks, each
+# precise to about a tick; a reused PID starting this close after the file
+# was written is not told apart, and is taken for a newcomer.
+_CLOCK_SLACK = 0.05
+
+
+def unlocked_writer(path: str) -> tuple[int, float] | None:
+    """For a pidfile nobody locks (written by python-daemon or lockfile): the
+    PID and start time of a live process that may have written it.
+
+    A process that started after the file was last written cannot be its
+    writer: its PID was reused. Only a process older than the file counts,
+    and only when the file is trustworthy (not writable by others).
+    """
+    pid = read_pid(path)
+    started = _posix.start_time(pid) if pid is not None and _posix.is_alive(pid) else None
+    if pid is None or started is None:
+        return None
+    st = os.stat(path, follow_symlinks=False)
+    if untrusted(st) or started > st.st_mtime + _CLOCK_SLACK:
+        return None
+    return pid, started
 
 
 def stop(
@@ -88,6 +140,7 @@ def stop(
     *,
     signal: int = _signal.SIGTERM,
     on_kill: Callable[[int], object] | None = None,
+    unlocked: bool = False,
 ) -> bool:
     """Stop the daemon holding ``pidfile``: True if one was running.
 
@@ -96,12 +149,23 @@ def stop(
     SIGKILL follows. Returns once the process has exited (a zombie counts).
     A stale pidfile is removed. Raises :class:`StopError` if the daemon
     outlives SIGKILL and :class:`PidFileError` for an unusable pidfile.
+
+    A pidfile that holds no lock (python-daemon, lockfile) names a process
+    that is only probably its writer: it is stopped only with ``unlocked``,
+    else :class:`UnlockedPidFile` is raised.
     """
     path = os.path.abspath(os.fspath(pidfile))
     holder = _holder_or_stale(path)
     if holder is None:
-        remove_stale(path)
-        return False
+        writer = unlocked_writer(path)
+        if writer is None:
+            remove_stale(path)
+            return False
+        if not unlocked:
+            raise UnlockedPidFile(path, writer[0])
+        _stop_unlocked(writer, signal, timeout, on_kill)
+        remove_stale(path, timeout=1.0)
+        return True
     pid, st = holder
     try:
         with Target(pid) as target:
@@ -115,6 +179,20 @@ def stop(
     # the same signal; give children holding the inherited lock fd a moment.
     remove_stale(path, timeout=1.0)
     return True
+
+
+def _stop_unlocked(
+    writer: tuple[int, float], sig: int, timeout: float, on_kill: Callable[[int], object] | None
+) -> None:
+    pid, started = writer
+    try:
+        with Target(pid) as target:
+            # Pinned now: if it is still the process we judged, it stays so.
+            now = _posix.start_time(pid)
+            if now is not None and abs(now - started) < _CLOCK_SLACK:
+                target.terminate(sig, timeout, on_kill)
+    except ProcessLookupError:
+        pass
 
 
 def _holder_or_stale(path: str) -> tuple[int, os.stat_result] | None:

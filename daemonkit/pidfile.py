@@ -112,7 +112,7 @@ def _is_locked(fd: int, st: os.stat_result) -> bool:
     return False  # our probe lock goes with our fd
 
 
-def _untrusted(st: os.stat_result) -> bool:
+def untrusted(st: os.stat_result) -> bool:
     """A file others can write names whatever PID they like (CVE-2018-16888)."""
     foreign_owner = st.st_uid not in (0, os.geteuid())
     return bool(st.st_mode & stat.S_IWOTH) or foreign_owner
@@ -128,7 +128,7 @@ def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
         time.sleep(0.005)
         pid = _read(fd, path)
     holds = _posix.has_file_open(pid, st.st_dev, st.st_ino)
-    if holds is False or (holds is None and _untrusted(st)):
+    if holds is False or (holds is None and untrusted(st)):
         raise PidFileError(path, f"names PID {pid}, which does not hold it; refusing to trust it")
     return pid
 

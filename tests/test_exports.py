@@ -17,6 +17,7 @@ def test_public_names_are_pinned() -> None:
         "StartupError",
         "Status",
         "StopError",
+        "UnlockedPidFile",
         "daemon",
         "daemonize",
         "is_running",

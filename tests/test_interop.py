@@ -79,3 +79,88 @@ def _interop_pids() -> list[int]:
     from conftest import processes_mentioning
 
     return processes_mentioning("daemonkit-interop-test")
+
+
+PYTHON_DAEMON_WITH_LOCKFILE = """
+import sys, time
+import daemon, daemon.pidfile
+with daemon.DaemonContext(pidfile=daemon.pidfile.TimeoutPIDLockFile(sys.argv[1])):
+    time.sleep(60)
+"""
+
+
+def run_python_daemon(pidfile: Path) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", PYTHON_DAEMON_WITH_LOCKFILE, str(pidfile), "daemonkit-interop-test"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    return int(wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), what="lockfile's pidfile"))
+
+
+def dk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "daemonkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(PYTHONPATH=ROOT),
+    )
+
+
+def test_python_daemon_pidfile_is_read_and_stopped_only_on_request(
+    launcher: Launcher, tmp_path: Path
+) -> None:
+    from daemonkit import status
+
+    pidfile = tmp_path / "pd.pid"
+    try:
+        pid = run_python_daemon(pidfile)
+        assert read_pid(pidfile) == pid
+        state = status(pidfile)
+        assert (state.state, state.pid, state.locked) == ("running", pid, False)
+        shown = dk("status", "--pidfile", str(pidfile))
+        assert shown.returncode == 0 and "holds no lock" in shown.stdout
+        refused = dk("stop", "--pidfile", str(pidfile))
+        assert refused.returncode == 1 and "--unlocked" in refused.stderr
+        assert alive(pid)
+        stopped = dk("stop", "--unlocked", "--pidfile", str(pidfile))
+        assert stopped.returncode == 0, stopped.stderr
+        assert not alive(pid) and not pidfile.exists()
+    finally:
+        for pid in _interop_pids():
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_reused_pid_in_an_unlocked_pidfile_is_never_signalled(tmp_path: Path) -> None:
+    pidfile = tmp_path / "old.pid"
+    pidfile.write_text("999999\n")
+    written = os.stat(pidfile).st_mtime
+    later = subprocess.Popen(["sleep", "60"])  # starts after the file was written: a reused PID
+    try:
+        pidfile.write_text(f"{later.pid}\n")
+        os.utime(pidfile, (written - 1, written - 1))
+        assert dk("status", "--pidfile", str(pidfile)).returncode == 1  # stale
+        stop = dk("stop", "--unlocked", "--pidfile", str(pidfile))
+        assert stop.returncode == 0 and "not running (stale pidfile)" in stop.stdout
+        assert later.poll() is None
+    finally:
+        later.kill()
+        later.wait()
+
+
+def test_stale_lockfile_pidfile_does_not_block_daemonkit(launcher: Launcher, tmp_path: Path) -> None:
+    pidfile = tmp_path / "app.pid"
+    try:
+        pid = run_python_daemon(pidfile)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid))
+        assert pidfile.exists()  # lockfile's O_EXCL file stays behind
+        new = launcher.start(options={"pidfile": str(pidfile)})
+        assert new != pid and read_pid(pidfile) == new and is_running(pidfile) == new
+    finally:
+        for pid in _interop_pids():
+            os.kill(pid, signal.SIGKILL)
