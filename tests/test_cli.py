@@ -256,10 +256,13 @@ def test_stop_reaches_the_daemons_children(cli: Cli) -> None:
 
 
 def test_stale_pidfile_naming_a_live_process_is_never_signalled(cli: Cli) -> None:
-    bystander = subprocess.Popen([cli.sleep, "60"])
+    cli.rundir.mkdir()
+    cli.pidfile("ghost").write_text("999999\n")  # the daemon that wrote it is long gone...
+    written = os.stat(cli.pidfile("ghost")).st_mtime - 1
+    bystander = subprocess.Popen([cli.sleep, "60"])  # ...and its PID now belongs to this process
     try:
-        cli.rundir.mkdir()
         cli.pidfile("ghost").write_text(f"{bystander.pid}\n")
+        os.utime(cli.pidfile("ghost"), (written, written))
         code, out, _ = cli("status", "ghost")
         assert code == 1 and "stale" in out
         code, out, _ = cli("stop", "ghost")
