@@ -99,6 +99,11 @@ class Run:
         seen: dict[str, Any] = {"started": bool(pid)}
         if pid and alive(pid):
             seen.update(self.snapshot(pid))
+            launcher = _launcher_pid(statuses)
+            parent = proc_stat(pid)["ppid"]
+            seen["parent"] = (
+                "the reaper" if parent == reaper.pid else "the launcher" if parent == launcher else "other"
+            )
         if _launcher_pid(statuses) == pid:
             seen["launcher_exit"] = "is the daemon"
         else:
