@@ -73,6 +73,16 @@ def _open_error(path: str, exc: OSError) -> OSError | PidFileError:
     return PidFileError(path, exc.strerror or str(exc))
 
 
+def _open_existing(path: str) -> int | None:
+    """Open for reading, safely; None if the file does not exist."""
+    try:
+        return _open(path, os.O_RDONLY)
+    except PidFileError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
+
+
 def _read(fd: int, path: str) -> int | None:
     data = os.pread(fd, _MAX_BYTES + 1, 0)
     if len(data) > _MAX_BYTES:
@@ -87,12 +97,9 @@ def read_pid(path: str | os.PathLike[str]) -> int | None:
     non-regular file. Says nothing about liveness: see :func:`is_running`.
     """
     path = os.path.abspath(os.fspath(path))
-    try:
-        fd = _open(path, os.O_RDONLY)
-    except PidFileError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return None
-        raise
+    fd = _open_existing(path)
+    if fd is None:
+        return None
     try:
         return _read(fd, path)
     finally:
@@ -148,12 +155,9 @@ def lock_holder(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | No
     """Like :func:`is_running`, with the stat of the locked file, so that a
     caller can check again later that the PID still holds that very file."""
     path = os.path.abspath(os.fspath(path))
-    try:
-        fd = _open(path, os.O_RDONLY)
-    except PidFileError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return None
-        raise
+    fd = _open_existing(path)
+    if fd is None:
+        return None
     try:
         st = os.fstat(fd)
         if not _is_locked(fd, st):
