@@ -111,7 +111,7 @@ class DaemonContext:
         6. stdin/stdout/stderr to /dev/null or the given targets
         7. umask, chroot, chdir, environment
         8. write the daemon's PID into the locked pidfile
-        9. drop privileges; disable core dumps
+        9. disable core dumps; drop privileges
         10. install handlers: SIGTERM exits cleanly, SIGHUP reloads, SIGTSTP,
             SIGTTIN, SIGTTOU are ignored
         11. report READY (unless ``manual_ready``); the launcher exits 0 then,
@@ -137,6 +137,11 @@ class DaemonContext:
             self._become_daemon(creds)
         except BaseException as exc:
             if not self._detached:
+                # Nobody forked: give the lock back, and report like step 1 does.
+                if isinstance(self.pidfile, PidFile):
+                    self.pidfile.release()
+                if isinstance(exc, DaemonError):
+                    _print_uncaught_as_one_line()
                 raise
             # The launcher prints the error and exits with it; the daemon must
             # not unwind into code around the `with` that was meant for it.
@@ -271,7 +276,7 @@ class DaemonContext:
             status = status or 1
         else:
             status = 1
-            message = _describe(exc)
+            message = describe(exc)
         self._channel.fail(status, message)
         self._channel = None
 
@@ -363,7 +368,9 @@ def _logging_fds() -> set[int]:
     return fds
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """One line for the launcher: an OS or daemonkit error as its message,
+    anything else with its type, as a traceback's last line would."""
     if isinstance(exc, (DaemonError, OSError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -83,7 +83,7 @@ def install(
         _set(sig, handler)
 
 
-def describe(sig: int) -> str:
+def signal_name(sig: int) -> str:
     try:
         return signal.Signals(sig).name
     except ValueError:

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-from .context import DaemonContext
+from .context import DaemonContext, describe
 from .errors import DaemonError, StartupError
 from .pidfile import PidFile, remove_stale
 from .readiness import NotifySocket, WaitReady
@@ -155,7 +155,7 @@ def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[
             status = 127 if isinstance(exc, FileNotFoundError) else 126
             message = f"cannot execute {executable}: {getattr(exc, 'strerror', None) or exc}"
         else:
-            message = str(exc) if isinstance(exc, (DaemonError, OSError)) else f"{type(exc).__name__}: {exc}"
+            message = describe(exc)
         if ctx._channel is not None:
             ctx._channel.fail(status, message)
     os._exit(status)
@@ -285,9 +285,9 @@ class _Startup:
 
 def _exited(code: int) -> StartupError:
     if code < 0:
-        from .signals import describe
+        from .signals import signal_name
 
-        return StartupError(f"killed by {describe(-code)} before it was ready", 128 - code)
+        return StartupError(f"killed by {signal_name(-code)} before it was ready", 128 - code)
     return StartupError(f"exited with status {code} before it was ready", code)
 
 
