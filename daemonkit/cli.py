@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import re
 import signal
@@ -320,6 +319,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     name, pidfile = _pidfile_of(args)
     info = _describe(name, pidfile)
     if args.json:
+        import json
+
         print(json.dumps(info))
         return int(info["lsb"])
     state = info["state"]
@@ -372,6 +373,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
     rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
     if args.json:
+        import json
+
         print(json.dumps(rows))
         return 0
     if not rows:

@@ -204,7 +204,7 @@ class _Startup:
                 wake = min(deadline, next_report)
                 if self.execed and self.mode.polls:
                     wake = min(wake, now + interval)
-                    interval = min(interval * 2, 0.005)  # a refused connect costs ~50 µs
+                    interval = min(interval * 2, 0.002)  # a refused connect costs ~50 µs
                 for fd, _ in poller.poll(max(0, int((wake - now) * 1000)) + 1):
                     if fd == self.channel_fd:
                         self._read_channel(poller)
