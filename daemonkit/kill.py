@@ -58,7 +58,8 @@ class Target:
         return _posix.wait_exit(self.pid, self.pidfd, 0)
 
     def send(self, sig: int, group: bool = True) -> None:
-        """Send ``sig`` to the process (and its group); gone is not an error."""
+        """Send ``sig`` to the process (and its group); gone is not an error,
+        another user's process is (systemd #6632: say "not ours")."""
         try:
             if group and self.pgid and not self.exited():
                 os.killpg(self.pgid, sig)
@@ -66,6 +67,10 @@ class Target:
                 _posix.send_signal(self.pid, sig, self.pidfd)
         except ProcessLookupError:
             pass
+        except PermissionError as exc:
+            raise DaemonError(
+                f"pid {self.pid} is not ours to signal (another user's process); run as its user or as root"
+            ) from exc
 
     def wait(self, timeout: float) -> bool:
         return _posix.wait_exit(self.pid, self.pidfd, timeout)

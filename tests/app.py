@@ -73,6 +73,11 @@ def body() -> int | None:
         raise RuntimeError("boom")
     if action == "exit":
         sys.exit(config.get("status", 3))
+    if action == "open_tty":
+        # A session leader would acquire this terminal as its controlling tty.
+        primary, secondary = os.openpty()
+        tty = os.open(os.ttyname(secondary), os.O_RDWR)  # no O_NOCTTY, on purpose
+        mark("tty", os.ttyname(tty))
     if action == "print":
         print("printed by the daemon", flush=True)
     if action == "ready_then_sleep":

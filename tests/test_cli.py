@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Cli, alive, clean_env, proc_fds, proc_stat, proc_status, signal_set, wait_for
+from conftest import (
+    Cli,
+    alive,
+    clean_env,
+    kill_everything_under,
+    proc_fds,
+    proc_stat,
+    proc_status,
+    signal_set,
+    wait_for,
+)
 
 from daemonkit import is_running
 
@@ -585,3 +595,42 @@ def test_run_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path: Path) -> None
     finally:
         unshare.kill()
         unshare.wait()
+
+
+@root_only
+def test_stop_of_another_users_daemon_says_not_ours(cli: Cli) -> None:
+    import shutil
+    import tempfile
+
+    public = Path(tempfile.mkdtemp(prefix="daemonkit-public-"))  # readable by nobody
+    os.chmod(public, 0o755)
+    pidfile = public / "rootd.pid"
+    try:
+        cli("start", "--pidfile", str(pidfile), "--chdir", "/", "--", "/bin/sleep", "60")
+        pid = int(pidfile.read_text())
+        result = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "daemonkit",
+                "stop",
+                "--pidfile",
+                str(pidfile),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=clean_env(PYTHONPATH=str(Path(__file__).parent.parent)),
+        )
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"daemonkit: pid {pid} is not ours to signal (another user's process); run as its user or as root\n"
+        )
+        assert alive(pid)
+    finally:
+        kill_everything_under(public)
+        shutil.rmtree(public)

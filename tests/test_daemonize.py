@@ -459,3 +459,9 @@ def test_logrotate_then_reload_moves_the_log(launcher: Launcher, tmp_path: Path)
     assert "printed by the daemon" in (tmp_path / "app.log.1").read_text()
     wait_for(lambda: log.exists() and log.read_text() == "reloaded\n", what="the reopened log")
     assert proc_fds(pid)[1] == str(log)
+
+
+def test_opening_a_terminal_later_does_not_make_it_controlling(launcher: Launcher) -> None:
+    pid = launcher.start(body="open_tty")
+    assert (launcher.mark("tty") or "").startswith("/dev/pts/")
+    assert proc_stat(pid)["tty_nr"] == 0  # not a session leader: no controlling terminal
