@@ -628,7 +628,8 @@ def test_stop_of_another_users_daemon_says_not_ours(cli: Cli) -> None:
         )
         assert result.returncode == 1
         assert result.stderr == (
-            f"daemonkit: pid {pid} is not ours to signal (another user's process); run as its user or as root\n"
+            f"daemonkit: pid {pid} is not ours to signal (another user's process);"
+            " run as its user or as root\n"
         )
         assert alive(pid)
     finally:
