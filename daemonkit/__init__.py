@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .control import Status, UnlockedPidFile, reload, status, stop
+    from .foreground import run
     from .kill import StopError
-    from .spawn import run, spawn
+    from .spawn import spawn
     from .systemd import (
         listen_fds,
         listen_fds_with_names,
@@ -78,7 +79,7 @@ _LAZY = {
     "stop": "control",
     "StopError": "kill",
     "UnlockedPidFile": "control",
-    "run": "spawn",
+    "run": "foreground",
     "spawn": "spawn",
     "listen_fds": "systemd",
     "listen_fds_with_names": "systemd",

@@ -11,6 +11,7 @@ import sys
 
 from .errors import DaemonError, StartupError
 from .pidfile import PidFile
+from .report import describe, exit_launcher, print_uncaught_as_one_line
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ class DaemonContext:
         try:
             creds = self._prepare()
         except DaemonError:
-            _print_uncaught_as_one_line()
+            print_uncaught_as_one_line()
             raise
         self._detached = self.detach if self.detach is not None else not systemd.supervised()
         if self._detached:
@@ -141,7 +142,7 @@ class DaemonContext:
                 if isinstance(self.pidfile, PidFile):
                     self.pidfile.release()
                 if isinstance(exc, DaemonError):
-                    _print_uncaught_as_one_line()
+                    print_uncaught_as_one_line()
                 raise
             # The launcher prints the error and exits with it; the daemon must
             # not unwind into code around the `with` that was meant for it.
@@ -187,9 +188,9 @@ class DaemonContext:
         try:
             pid, channel = fork_daemon(self.ready_timeout)
         except StartupError as exc:
-            _exit_launcher(exc.exit_status, str(exc))
+            exit_launcher(exc.exit_status, str(exc))
         if pid:
-            _exit_launcher(0)
+            exit_launcher(0)
         self._channel = channel
 
     def _become_daemon(self, creds: privileges.Credentials | None) -> None:
@@ -366,47 +367,3 @@ def _logging_fds() -> set[int]:
                 if fd is not None:
                     fds.add(fd)
     return fds
-
-
-def describe(exc: BaseException) -> str:
-    """One line for the launcher: an OS or daemonkit error as its message,
-    anything else with its type, as a traceback's last line would."""
-    if isinstance(exc, (DaemonError, OSError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _program() -> str:
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "daemon"
-
-
-def _exit_launcher(status: int, message: str | None = None) -> Any:
-    """The launcher's end: one line on stderr if it failed, then _exit.
-
-    os._exit, because the caller's finally blocks and atexit handlers belong
-    to the daemon now, not to the launcher.
-    """
-    from .detach import flush_std_streams
-
-    if message:
-        try:
-            sys.stderr.write(f"{_program()}: {message}\n")
-        except (OSError, ValueError):
-            pass
-    flush_std_streams()
-    os._exit(status)
-
-
-def _print_uncaught_as_one_line() -> None:
-    """If the caller does not catch a launcher-side DaemonError, print it as
-    one line and exit 1 instead of dumping a traceback on the user."""
-    previous = sys.excepthook
-
-    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-        if isinstance(exc, DaemonError):
-            sys.stderr.write(f"{_program()}: {exc}\n")
-            sys.stderr.flush()
-            os._exit(1)
-        previous(exc_type, exc, tb)
-
-    sys.excepthook = hook

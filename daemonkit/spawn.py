@@ -1,76 +1,26 @@
-"""Run any command as a daemon (``spawn``) or in the foreground (``run``).
+"""``spawn``: any command as a daemon, returning once it is ready.
 
-The command is exec'ed: it *becomes* the daemon, with no daemonkit process
-left beside it, and it inherits the pidfile's lock fd, so the lock lives
-exactly as long as the command.
+The launcher double-forks with a watcher in between (see
+detach.fork_watched), the daemon performs the daemon(7) steps and exec's the
+command, and the launcher waits for the readiness mode to say yes.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 
-from .context import DaemonContext, describe
+from .command import command_context, command_env, find_executable, prepare_exec
+from .context import DaemonContext
 from .errors import DaemonError, StartupError
 from .pidfile import PidFile, remove_stale
 from .readiness import NotifySocket, WaitReady
+from .report import describe
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, Callable
-
-# The command is not the process a service manager started for its unit.
-_MANAGER_VARS = (
-    "NOTIFY_SOCKET",
-    "LISTEN_PID",
-    "LISTEN_FDS",
-    "LISTEN_FDNAMES",
-    "WATCHDOG_PID",
-    "WATCHDOG_USEC",
-)
-
-
-def find_executable(command: str, path: str | None) -> str:
-    """The file ``command`` would exec, or StartupError 127 / 126 as a shell says."""
-    if "/" in command:
-        candidates = [command]
-    else:
-        candidates = [os.path.join(d or ".", command) for d in (path or os.defpath).split(os.pathsep)]
-    found_but_not_executable = None
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            if os.access(candidate, os.X_OK):
-                return os.path.abspath(candidate)
-            found_but_not_executable = candidate
-    if found_but_not_executable is not None:
-        raise StartupError(f"not executable: {found_but_not_executable}", 126)
-    if "/" in command and os.path.isdir(command):
-        raise StartupError(f"is a directory: {command}", 126)
-    raise StartupError(f"command not found: {command}", 127)
-
-
-def _command_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    environ = dict(os.environ if env is None else env)
-    for var in _MANAGER_VARS:
-        environ.pop(var, None)
-    return environ
-
-
-def _context(pidfile: Any, detach: bool, options: dict[str, Any]) -> DaemonContext:
-    # A command gets the environment from execve() and keeps its own
-    # core-dump limit; fds to keep are given explicitly.
-    ctx = DaemonContext(
-        pidfile=pidfile,
-        detach=detach,
-        prevent_core=False,
-        preserve_logging=False,
-        manual_ready=True,
-        **options,
-    )
-    ctx._detached = detach
-    return ctx
 
 
 def spawn(
@@ -99,9 +49,9 @@ def spawn(
     if not argv:
         raise DaemonError("no command given")
     mode = WaitReady(wait_ready)
-    environ = _command_env(env)
+    environ = command_env(env)
     executable = find_executable(argv[0], environ.get("PATH"))
-    ctx = _context(pidfile, True, {"env": environ, **options})
+    ctx = command_context(pidfile, True, {"env": environ, **options})
     creds = ctx._prepare()
     notify: NotifySocket | None = None
     try:
@@ -138,14 +88,10 @@ def _release(pidfile: Any, failed: bool) -> None:
 
 def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[str]) -> Any:
     """In the daemon: the daemon(7) steps, then exec. Errors go to the launcher."""
-    from . import signals
-
     status, stage = 1, "start"
     try:
         ctx._become_daemon(creds)
-        signals.reset(for_exec=True)
-        if hasattr(ctx.pidfile, "fileno"):
-            os.set_inheritable(ctx.pidfile.fileno(), True)  # the command holds the lock
+        prepare_exec(ctx)
         stage = "exec"
         assert ctx._channel is not None
         ctx._channel._send("EXEC")
@@ -289,76 +235,3 @@ def _exited(code: int) -> StartupError:
 
         return StartupError(f"killed by {signal_name(-code)} before it was ready", 128 - code)
     return StartupError(f"exited with status {code} before it was ready", code)
-
-
-def run(
-    argv: Sequence[str], *, pidfile: Any = None, env: Mapping[str, str] | None = None, **options: Any
-) -> int:
-    """Run ``argv`` in the foreground with the daemon's settings applied.
-
-    The pidfile, stdio files, umask, chdir, environment and user still
-    apply; nothing forks. The command replaces this process (this function
-    does not return) unless we are PID 1 (a container): then it runs as our
-    child, signals are passed on to it, orphans are reaped, and its exit
-    status is returned.
-    """
-    if not argv:
-        raise DaemonError("no command given")
-    environ = _command_env(env)
-    executable = find_executable(argv[0], environ.get("PATH"))
-    ctx = _context(pidfile, False, {"env": environ, **options})
-    creds = ctx._prepare()
-    ctx._become_daemon(creds)
-    from . import signals
-
-    if os.getpid() == 1:
-        return _init(executable, list(argv))
-    signals.reset(for_exec=True)
-    if hasattr(ctx.pidfile, "fileno"):
-        os.set_inheritable(ctx.pidfile.fileno(), True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(executable, list(argv), os.environ)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-# Signals an init passes on to its child (tini forwards the same set).
-_FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH", "SIGCONT")
-
-
-def _init(executable: str, argv: list[str]) -> int:
-    """PID 1: run the command as a child, forward signals, reap everyone.
-
-    PID 1 gets no default signal actions from the kernel, so without a
-    handler SIGTERM would do nothing; and orphans re-parented to PID 1 would
-    stay zombies forever if nobody waited for them.
-    """
-    import signal
-
-    from . import signals
-
-    child = os.fork()
-    if child == 0:
-        try:
-            signals.reset(for_exec=True)
-            os.execve(executable, argv, os.environ)
-        finally:
-            os._exit(127)
-    for name in _FORWARDED:
-        signal.signal(getattr(signal, name), lambda sig, frame: os.kill(child, sig))
-    while True:
-        pid, status = os.wait()  # handlers run between waits (PEP 475)
-        if pid == child:
-            code = os.waitstatus_to_exitcode(status)
-            _reap_remaining()
-            return code if code >= 0 else 128 - code
-
-
-def _reap_remaining() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return

@@ -1,0 +1,69 @@
+"""What every command shares: names, RUNDIR, and one-line messages."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+TYPE_CHECKING = False  # see daemonkit/__init__.py
+if TYPE_CHECKING:
+    import argparse
+
+PROG = "daemonkit"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*\Z")
+
+
+class UsageError(Exception):
+    """A bad argument: one line on stderr, exit status 2."""
+
+
+def rundir() -> str:
+    """Where pidfiles live by default: /run/daemonkit for root, else
+    $XDG_RUNTIME_DIR/daemonkit, else ~/.local/state/daemonkit.
+    $DAEMONKIT_RUNDIR overrides all three."""
+    override = os.environ.get("DAEMONKIT_RUNDIR")
+    if override:
+        return os.path.abspath(override)
+    if os.geteuid() == 0:
+        return "/run/daemonkit"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "daemonkit")
+    return os.path.expanduser("~/.local/state/daemonkit")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(f"invalid name {name!r}: use letters, digits and . _ @ + - (no slashes)")
+    return name
+
+
+def pidfile_of(args: argparse.Namespace) -> tuple[str, str]:
+    """(name, pidfile) from NAME or --pidfile."""
+    if args.pidfile:
+        path = os.path.abspath(args.pidfile)
+        return args.name or os.path.basename(path).removesuffix(".pid"), path
+    if not args.name:
+        raise UsageError("give a NAME or --pidfile")
+    return args.name, os.path.join(rundir(), check_name(args.name) + ".pid")
+
+
+def ensure_rundir(pidfile: str) -> None:
+    """Create the default RUNDIR (0755 for root, 0700 for a user). An
+    explicit --pidfile in a missing directory stays an error."""
+    directory = rundir()
+    if os.path.dirname(pidfile) != directory or os.path.isdir(directory):
+        return
+    mode = 0o755 if os.geteuid() == 0 else 0o700
+    os.makedirs(directory, mode=mode, exist_ok=True)
+    os.chmod(directory, mode)
+
+
+def error(message: str) -> None:
+    sys.stderr.write(f"{PROG}: {message}\n")
+
+
+def fail(message: str, status: int) -> int:
+    error(message)
+    return status

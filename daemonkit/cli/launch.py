@@ -1,0 +1,254 @@
+"""``start``, ``run``, ``restart`` and ``unit``: the commands that launch
+(or describe how to launch) a program."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import daemonkit
+
+from .common import PROG, UsageError, check_name, ensure_rundir, error, fail, pidfile_of, rundir
+
+TYPE_CHECKING = False  # see daemonkit/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+LOG_TAIL_LINES = 10
+
+
+def parse_umask(text: str) -> int:
+    try:
+        value = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid umask {text!r}: use octal, such as 022") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"invalid umask {text!r}: use octal, such as 022")
+    return value
+
+
+def parse_env(text: str) -> str:
+    if "=" not in text or text.startswith("="):
+        raise argparse.ArgumentTypeError(f"invalid --env {text!r}: use KEY=VALUE")
+    return text
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="the daemon's name (default: the command's basename)")
+    parser.add_argument("--pidfile", help="default: RUNDIR/NAME.pid")
+    parser.add_argument("--log", metavar="FILE", help="append stdout and stderr to FILE")
+    parser.add_argument("--stdout", metavar="FILE", help="append stdout to FILE")
+    parser.add_argument("--stderr", metavar="FILE", help="append stderr to FILE")
+    # Unlike daemonize() (daemon(7): "/"), the CLI runs the command where you
+    # are, as `nohup cmd &` would: `daemonkit start -- node app.js` must find app.js.
+    parser.add_argument(
+        "--chdir", metavar="DIR", default=".", help="working directory (default: the current one)"
+    )
+    parser.add_argument("--umask", type=parse_umask, default=0o022, help="octal (default: 022)")
+    parser.add_argument("--user", help="run as this user (name or uid); needs root")
+    parser.add_argument("--group", help="run with this group (name or gid); needs root")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        type=parse_env,
+        metavar="K=V",
+        help="set an environment variable (repeatable)",
+    )
+    parser.add_argument("--clear-env", action="store_true", help="start from an empty environment")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+
+def _command_of(args: argparse.Namespace) -> list[str]:
+    command = list(args.command)
+    if not command:
+        raise UsageError("no command given: daemonkit start [options] -- COMMAND [ARGS...]")
+    return command
+
+
+def _environment(args: argparse.Namespace) -> dict[str, str] | None:
+    if not args.env and not args.clear_env:
+        return None
+    environ = {} if args.clear_env else dict(os.environ)
+    for item in args.env:
+        key, _, value = item.partition("=")
+        environ[key] = value
+    return environ
+
+
+def _streams(args: argparse.Namespace, default_log: str | None) -> dict[str, str | None]:
+    log = args.log or (None if args.stdout or args.stderr else default_log)
+    stdout = args.stdout or log
+    stderr = args.stderr or log
+    return {name: os.path.abspath(p) if p else None for name, p in (("stdout", stdout), ("stderr", stderr))}
+
+
+def _context_options(args: argparse.Namespace, default_log: str | None) -> dict[str, Any]:
+    user: str | int | None = int(args.user) if args.user and args.user.isdigit() else args.user
+    group: str | int | None = int(args.group) if args.group and args.group.isdigit() else args.group
+    return {
+        "working_directory": os.path.abspath(args.chdir),
+        "umask": args.umask,
+        "user": user,
+        "group": group,
+        "env": _environment(args),
+        **_streams(args, default_log),
+    }
+
+
+class _Progress:
+    """One updating line on a terminal while start waits: "waiting for X … 3 s"."""
+
+    def __init__(self) -> None:
+        self.shown = False
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, what: str, seconds: float) -> None:
+        if self.tty:
+            sys.stderr.write(f"\r\033[Kwaiting for {what} … {int(seconds)} s")
+            sys.stderr.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _log_tail(paths: list[str | None]) -> list[str]:
+    for path in dict.fromkeys(p for p in paths if p):
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                lines = f.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
+        except OSError:
+            continue
+        if lines:
+            return [f"last lines of {path}:"] + [f"  | {line}" for line in lines]
+    return []
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from daemonkit import record  # json: loaded only where records are used
+
+    command = _command_of(args)
+    args.name = check_name(args.name or os.path.basename(command[0]))
+    name, pidfile = pidfile_of(args)
+    options = _context_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
+    ensure_rundir(pidfile)
+    progress = _Progress()
+    started = time.monotonic()
+    try:
+        pid = daemonkit.spawn(
+            command,
+            pidfile=pidfile,
+            wait_ready=args.wait_ready,
+            timeout=args.timeout,
+            on_wait=progress,
+            **options,
+        )
+    except daemonkit.AlreadyRunning as exc:
+        progress.clear()
+        return fail(f"{name}: already running (pid {exc.pid}); see '{PROG} status {name}'", 1)
+    except daemonkit.StartupError as exc:
+        progress.clear()
+        error(f"{name}: {exc}")
+        for line in _log_tail([options["stderr"], options["stdout"]]):
+            sys.stderr.write(line + "\n")
+        return exc.exit_status
+    finally:
+        progress.clear()
+    elapsed_ms = (time.monotonic() - started) * 1000
+    record.write(
+        pidfile,
+        {
+            "name": name,
+            "pid": pid,
+            "command": command,
+            "started": time.time(),
+            "options": {**vars(args), "command": command, "pidfile": pidfile, "func": None},
+        },
+    )
+    print(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = _command_of(args)
+    pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
+    if args.name and not pidfile:
+        pidfile = os.path.join(rundir(), check_name(args.name) + ".pid")
+        ensure_rundir(pidfile)
+    try:
+        return daemonkit.run(command, pidfile=pidfile, **_context_options(args, default_log=None))
+    except daemonkit.AlreadyRunning as exc:
+        return fail(f"{args.name or command[0]}: already running (pid {exc.pid})", 1)
+    except daemonkit.StartupError as exc:
+        return fail(str(exc), exc.exit_status)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from daemonkit import record  # json: loaded only where records are used
+
+    name, pidfile = pidfile_of(args)
+    recorded = record.read(pidfile)
+    if not recorded or not isinstance(recorded.get("options"), dict):
+        return fail(
+            f"{name}: no record of how it was started ({record.path_for(pidfile)}); use '{PROG} start'", 1
+        )
+    try:
+        daemonkit.stop(pidfile, args.timeout)
+    except daemonkit.StopError as exc:
+        return fail(f"{name}: could not stop it: {exc}", 1)
+    start_args = argparse.Namespace(**recorded["options"])
+    return cmd_start(start_args)
+
+
+def _unit_directory() -> tuple[str, str, str]:
+    """(directory, WantedBy target, systemctl prefix) for --install."""
+    if os.geteuid() == 0:
+        return "/etc/systemd/system", "multi-user.target", "systemctl"
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return os.path.join(config, "systemd", "user"), "default.target", "systemctl --user"
+
+
+def cmd_unit(args: argparse.Namespace) -> int:
+    from daemonkit.command import find_executable
+    from daemonkit.unit import service_unit
+
+    command = _command_of(args)
+    name = check_name(args.name)
+    environ = dict(item.partition("=")[::2] for item in args.env)
+    executable = find_executable(command[0], os.environ.get("PATH"))
+    streams = _streams(args, default_log=None)
+    directory, wanted_by, systemctl = _unit_directory()
+    text = service_unit(
+        name,
+        [executable, *command[1:]],
+        notify=args.wait_ready == "notify",
+        user=args.user,
+        group=args.group,
+        working_directory=os.path.abspath(args.chdir),
+        umask=args.umask,
+        env=environ,
+        stdout=streams["stdout"],
+        stderr=streams["stderr"],
+        wanted_by=wanted_by,
+    )
+    if args.wait_ready not in ("exec", "notify"):
+        error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")
+    if not args.install:
+        sys.stdout.write(text)
+        return 0
+    path = os.path.join(directory, f"{name}.service")
+    if os.path.lexists(path):
+        return fail(f"{path} exists; remove it first, or print the unit without --install", 1)
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    error(f"installed {path}; next: {systemctl} daemon-reload && {systemctl} enable --now {name}")
+    return 0

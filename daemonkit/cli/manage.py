@@ -1,0 +1,143 @@
+"""``stop``, ``status``, ``reload`` and ``list``: the commands that look
+at or act on a running daemon."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import daemonkit
+
+from .common import PROG, fail, pidfile_of, rundir
+
+TYPE_CHECKING = False  # see daemonkit/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def signal_number(text: str) -> int:
+    name = text.upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    if name.removeprefix("SIG").isdigit():
+        return int(name.removeprefix("SIG"))
+    if not hasattr(signal, name) or name.startswith("SIG_"):
+        raise argparse.ArgumentTypeError(f"unknown signal {text!r}")
+    return int(getattr(signal, name))
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    name, pidfile = pidfile_of(args)
+    state = daemonkit.status(pidfile)
+    if state.state == "unknown":
+        return fail(f"{name}: {state.reason}", 1)
+    if not state.running:
+        suffix = " (stale pidfile); removed it" if state.stale_pidfile else ""
+        daemonkit.stop(pidfile)
+        print(f"{name}: not running{suffix}")
+        return 0
+    started = time.monotonic()
+
+    def on_kill(pid: int) -> None:
+        sig = signal.Signals(args.signal).name
+        print(f"{name}: still running {args.timeout:g} s after {sig}; sending SIGKILL", file=sys.stderr)
+
+    try:
+        daemonkit.stop(pidfile, args.timeout, signal=args.signal, on_kill=on_kill, unlocked=args.unlocked)
+    except daemonkit.UnlockedPidFile as exc:
+        return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {name}'", 1)
+    except daemonkit.StopError as exc:
+        return fail(f"{name}: could not stop it: {exc}", 1)
+    print(f"stopped {name} (pid {state.pid}) in {(time.monotonic() - started) * 1000:.0f} ms")
+    return 0
+
+
+def _uptime(started: float | None) -> str:
+    if started is None:
+        return "-"
+    seconds = int(max(0, time.time() - started))
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return " ".join(shown) or "0s"
+
+
+def _describe(name: str, pidfile: str) -> dict[str, Any]:
+    from daemonkit import record  # json: loaded only where records are used
+
+    state = daemonkit.status(pidfile)
+    recorded = record.read(pidfile) or {}
+    return {
+        "name": name,
+        "state": state.state,
+        "pid": state.pid,
+        "started": state.started,
+        "uptime": _uptime(state.started) if state.running else None,
+        "command": recorded.get("command"),
+        "pidfile": pidfile,
+        "reason": state.reason,
+        "locked": state.locked,
+        "lsb": state.lsb_code,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    name, pidfile = pidfile_of(args)
+    info = _describe(name, pidfile)
+    if args.json:
+        import json
+
+        print(json.dumps(info))
+        return int(info["lsb"])
+    state = info["state"]
+    if state == "running":
+        unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
+        print(f"{name}: running (pid {info['pid']}), up {info['uptime']}{unlocked}")
+    elif state == "stale":
+        print(f"{name}: not running, but its pidfile is left behind (stale); '{PROG} stop {name}' removes it")
+    elif state == "stopped":
+        print(f"{name}: not running")
+    else:
+        print(f"{name}: unknown: {info['reason']}")
+    if info["command"]:
+        print(f"  command  {' '.join(info['command'])}")
+    print(f"  pidfile  {pidfile}")
+    return int(info["lsb"])
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    name, pidfile = pidfile_of(args)
+    if not daemonkit.reload(pidfile):
+        return fail(f"{name}: not running", 3)
+    print(f"{name}: sent SIGHUP")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    directory = rundir()
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        entries = []
+    names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
+    rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
+    if args.json:
+        import json
+
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no daemons in {directory}")
+        return 0
+    table = [("NAME", "PID", "STATE", "UPTIME", "COMMAND")] + [
+        (r["name"], str(r["pid"] or "-"), r["state"], r["uptime"] or "-", " ".join(r["command"] or []))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    return 0

@@ -1,0 +1,81 @@
+"""A command about to become a daemon or a service: where its program is,
+which environment it gets, and the last steps before exec.
+
+The command is exec'ed: it *becomes* the daemon, with no daemonkit process
+left beside it, and it inherits the pidfile's lock fd, so the lock lives
+exactly as long as the command.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .context import DaemonContext
+from .errors import StartupError
+
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+# The command is not the process a service manager started for its unit.
+_MANAGER_VARS = (
+    "NOTIFY_SOCKET",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+    "WATCHDOG_PID",
+    "WATCHDOG_USEC",
+)
+
+
+def find_executable(command: str, path: str | None) -> str:
+    """The file ``command`` would exec, or StartupError 127 / 126 as a shell says."""
+    if "/" in command:
+        candidates = [command]
+    else:
+        candidates = [os.path.join(d or ".", command) for d in (path or os.defpath).split(os.pathsep)]
+    found_but_not_executable = None
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return os.path.abspath(candidate)
+            found_but_not_executable = candidate
+    if found_but_not_executable is not None:
+        raise StartupError(f"not executable: {found_but_not_executable}", 126)
+    if "/" in command and os.path.isdir(command):
+        raise StartupError(f"is a directory: {command}", 126)
+    raise StartupError(f"command not found: {command}", 127)
+
+
+def command_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    environ = dict(os.environ if env is None else env)
+    for var in _MANAGER_VARS:
+        environ.pop(var, None)
+    return environ
+
+
+def command_context(pidfile: Any, detach: bool, options: dict[str, Any]) -> DaemonContext:
+    # A command gets the environment from execve() and keeps its own
+    # core-dump limit; fds to keep are given explicitly.
+    ctx = DaemonContext(
+        pidfile=pidfile,
+        detach=detach,
+        prevent_core=False,
+        preserve_logging=False,
+        manual_ready=True,
+        **options,
+    )
+    ctx._detached = detach
+    return ctx
+
+
+def prepare_exec(ctx: DaemonContext) -> None:
+    """The last steps before exec: default signal dispositions and an empty
+    mask (exec keeps SIG_IGN, and Python ignores SIGPIPE), and a lock fd
+    that survives the exec."""
+    from . import signals
+
+    signals.reset(for_exec=True)
+    if hasattr(ctx.pidfile, "fileno"):
+        os.set_inheritable(ctx.pidfile.fileno(), True)
