@@ -26,6 +26,24 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+ROOT = HERE.parent
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def daemonkit_as_nobody(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the daemonkit CLI as the unprivileged user nobody."""
+    environ = clean_env(PYTHONPATH=str(ROOT), **env)
+    environ.pop("XDG_CONFIG_HOME", None)  # so that HOME decides where user units go
+    return subprocess.run(
+        [*AS_NOBODY, sys.executable, "-m", "daemonkit", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environ,
+        cwd=env.get("HOME", "/"),
+    )
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it returns something truthy, with a deadline."""
     deadline = time.monotonic() + timeout

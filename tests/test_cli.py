@@ -16,6 +16,7 @@ from conftest import (
     Cli,
     alive,
     clean_env,
+    daemonkit_as_nobody,
     kill_everything_under,
     proc_fds,
     proc_stat,
@@ -394,28 +395,8 @@ def test_unwritable_pidfile_directory(cli: Cli, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o755)
     os.chmod(tmp_path, 0o755)
-    result = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-m",
-            "daemonkit",
-            "start",
-            "--pidfile",
-            str(locked / "x.pid"),
-            "--chdir",
-            "/",
-            "--",
-            "sleep",
-            "60",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=clean_env(PYTHONPATH=str(Path(__file__).parent.parent)),
+    result = daemonkit_as_nobody(
+        "start", "--pidfile", str(locked / "x.pid"), "--chdir", "/", "--", "sleep", "60"
     )
     assert result.returncode == 1
     assert result.stderr == f"daemonkit: pidfile {locked / 'x.pid'}: cannot open: Permission denied\n"
@@ -608,24 +589,7 @@ def test_stop_of_another_users_daemon_says_not_ours(cli: Cli) -> None:
     try:
         cli("start", "--pidfile", str(pidfile), "--chdir", "/", "--", "/bin/sleep", "60")
         pid = int(pidfile.read_text())
-        result = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                sys.executable,
-                "-m",
-                "daemonkit",
-                "stop",
-                "--pidfile",
-                str(pidfile),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=clean_env(PYTHONPATH=str(Path(__file__).parent.parent)),
-        )
+        result = daemonkit_as_nobody("stop", "--pidfile", str(pidfile))
         assert result.returncode == 1
         assert result.stderr == (
             f"daemonkit: pid {pid} is not ours to signal (another user's process);"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     APP,
+    AS_NOBODY,
     Launcher,
     alive,
     clean_env,
@@ -302,7 +303,7 @@ def test_unwritable_pidfile_directory(launcher: Launcher, tmp_path: Path) -> Non
     os.chmod(tmp_path, 0o755)
     config = launcher.config(options={"pidfile": str(locked / "app.pid")}, marker=None)
     result = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, str(APP), config],
+        [*AS_NOBODY, sys.executable, str(APP), config],
         capture_output=True,
         text=True,
         timeout=30,

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, Cli, Launcher, clean_env, wait_for
+from conftest import APP, Cli, Launcher, clean_env, daemonkit_as_nobody, wait_for
 
 from daemonkit import (
     DaemonError,
@@ -234,24 +234,8 @@ def test_unit_install_for_a_user() -> None:
 
 
 def _install_as_nobody(home: Path) -> None:
-    command = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        sys.executable,
-        "-m",
-        "daemonkit",
-        "unit",
-        "web",
-        "--install",
-        "--",
-        "/bin/sleep",
-        "60",
-    ]
-    env = clean_env(HOME=str(home), PYTHONPATH=str(ROOT))
-    env.pop("XDG_CONFIG_HOME", None)
-    first = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, cwd=home)
+    command = ("unit", "web", "--install", "--", "/bin/sleep", "60")
+    first = daemonkit_as_nobody(*command, HOME=str(home))
     installed = home / ".config" / "systemd" / "user" / "web.service"
     assert first.returncode == 0, first.stderr
     assert first.stdout == ""
@@ -260,7 +244,7 @@ def _install_as_nobody(home: Path) -> None:
         " && systemctl --user enable --now web\n"
     )
     assert "WantedBy=default.target" in installed.read_text()
-    again = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, cwd=home)
+    again = daemonkit_as_nobody(*command, HOME=str(home))
     assert again.returncode == 1 and "exists" in again.stderr
 
 
