@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -466,3 +467,22 @@ def test_opening_a_terminal_later_does_not_make_it_controlling(launcher: Launche
     pid = launcher.start(body="open_tty")
     assert (launcher.mark("tty") or "").startswith("/dev/pts/")
     assert proc_stat(pid)["tty_nr"] == 0  # not a session leader: no controlling terminal
+
+
+def test_inetd_style_socket_on_stdin_means_no_fork(launcher: Launcher) -> None:
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen([sys.executable, str(APP), launcher.config()], stdin=theirs, env=clean_env())
+    theirs.close()
+    try:
+        pid = int(wait_for(lambda: launcher.mark("pid"), what="the body"))
+        assert pid == proc.pid  # inetd supervises it: no fork
+        assert proc_fds(pid)[0].startswith("socket:")
+    finally:
+        proc.kill()
+        proc.wait()
+        ours.close()
+
+
+def test_env_replaces_the_environment(launcher: Launcher) -> None:
+    launcher.start(body="env", options={"env": {"ONLY": "this"}})
+    assert json.loads(launcher.mark("environ") or "{}") == {"ONLY": "this"}
