@@ -574,6 +574,7 @@ def test_run_as_pid_1_reaps_orphans_and_forwards_sigterm(tmp_path: Path) -> None
         assert unshare.wait(timeout=10) == 0
         assert terminated.read_text() == "term\n"
     finally:
+        kill_everything_under(tmp_path)  # the namespace's init outlives a killed unshare
         unshare.kill()
         unshare.wait()
 
