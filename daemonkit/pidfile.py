@@ -297,23 +297,27 @@ class PidFile:
         os.ftruncate(fd, 0)
 
     def _check_directory(self) -> None:
-        """As root, refuse a directory that other users can write to.
+        """As root, refuse a path through directories other users control.
 
-        They could swap the pidfile for a link to a file of root's between our
-        checks (CVE-2018-21269). Sticky directories such as /tmp are safe.
+        Whoever can write to (or owns) any directory on the way could swap
+        what follows for a link to a file of root's between our checks
+        (CVE-2018-21269, systemd's CHASE_SAFE). Every directory from / down
+        to the pidfile's, symlinks resolved, must belong to root and be
+        writable by nobody else, unless sticky (such as /tmp).
         """
         if os.geteuid() != 0:
             return
         directory = os.path.dirname(self.path)
-        try:
-            st = os.stat(directory)
-        except FileNotFoundError:
-            raise PidFileError(self.path, f"directory {directory} does not exist") from None
-        writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
-        if st.st_uid != 0 or writable_by_others:
-            raise PidFileError(
-                self.path, f"directory {directory} is writable by other users; refusing as root"
-            )
+        if not os.path.isdir(directory):
+            raise PidFileError(self.path, f"directory {directory} does not exist")
+        current = "/"
+        for part in [""] + os.path.realpath(directory).strip("/").split("/"):
+            current = os.path.join(current, part)
+            st = os.stat(current)
+            writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
+            if st.st_uid != 0 or writable_by_others:
+                who = f"owned by uid {st.st_uid}" if st.st_uid != 0 else "writable by other users"
+                raise PidFileError(self.path, f"directory {current} is {who}; refusing as root")
 
     def write(self, pid: int) -> None:
         """Write ``PID\\n`` into the locked file."""

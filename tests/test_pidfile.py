@@ -182,6 +182,25 @@ def test_directory_writable_by_others_is_refused_as_root(tmp_path: Path) -> None
 
 
 @root_only
+def test_directory_owned_by_another_user_anywhere_on_the_path_is_refused_as_root(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    (theirs / "run").mkdir(parents=True)
+    os.chown(theirs, 65534, 65534)  # its owner could replace "run" with a link anywhere
+    with pytest.raises(PidFileError, match=f"directory {theirs} is owned by uid 65534"):
+        PidFile(theirs / "run" / "app.pid").acquire()
+    assert list((theirs / "run").iterdir()) == []
+
+
+@root_only
+def test_symlinked_directory_is_judged_by_its_target(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    with PidFile(tmp_path / "alias" / "app.pid"):
+        assert (real / "app.pid").exists()
+
+
+@root_only
 def test_file_owned_by_another_user_is_refused_as_root(tmp_path: Path) -> None:
     path = tmp_path / "app.pid"
     path.write_bytes(b"")
