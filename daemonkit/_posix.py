@@ -241,3 +241,29 @@ def wait_exit(pid: int, pidfd: int | None, timeout: float) -> bool:
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     return True
+
+
+# flock(2) on these is emulated with byte-range locks, not atomic with
+# O_CREAT, or local to one client: another host can hold "the same" lock.
+NETWORK_FILESYSTEMS = ("nfs", "cifs", "smb", "fuse", "9p", "ceph", "glusterfs", "lustre", "afs")
+
+
+def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """The type of the filesystem holding ``path`` (Linux); None if unknown."""
+    try:
+        with open(mountinfo, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, found = -1, None
+    for line in lines:
+        fields, _, tail = line.partition(" - ")
+        parts = fields.split()
+        if len(parts) < 5 or not tail:
+            continue
+        mount_point = parts[4].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= best:  # later mounts stack on earlier ones
+            best, found = len(mount_point), tail.split()[0]
+    return found

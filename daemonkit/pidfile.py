@@ -28,6 +28,20 @@ _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _STARTING_GRACE = 2.0
 
 
+def _warn_if_networked(path: str) -> None:
+    """RELIABILITY 15: on NFS or FUSE an flock may not exclude another host."""
+    fstype = _posix.filesystem_type(os.path.dirname(path)) if _posix.HAS_PROC else None
+    if fstype and fstype.split(".")[0] in _posix.NETWORK_FILESYSTEMS:
+        import warnings
+
+        warnings.warn(
+            f"pidfile {path} is on {fstype}: its lock may not stop a daemon on another host; "
+            "prefer a local directory such as /run",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def parse_pid(data: bytes, path: str = "<bytes>") -> int | None:
     """Parse pidfile contents strictly: ``^[1-9][0-9]*\\n?$`` and <= pid_max.
 
@@ -237,6 +251,7 @@ class PidFile:
         if self.fd is not None:
             return
         self._check_directory()
+        _warn_if_networked(self.path)
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:

@@ -342,3 +342,47 @@ def test_acquire_timeout_waits_for_the_holder(tmp_path: Path, holder) -> None:  
     waiting.join()
     assert wait_for(lambda: read_pid(path) == os.getpid())
     pidfile.release()
+
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 253:1 / / rw,relatime - ext4 /dev/vda rw
+40 27 0:45 / /srv/shared rw,relatime - nfs4 server:/export rw
+41 40 0:46 / /srv/shared/local rw,relatime - tmpfs tmpfs rw
+42 27 0:47 / /mnt/fuse\\040dir rw,relatime - fuse.sshfs host: rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/srv/shared/app", "nfs4"),
+        ("/srv/shared/local/run", "tmpfs"),
+        ("/srv/sharedx", "ext4"),
+        ("/mnt/fuse dir/x", "fuse.sshfs"),
+        ("/", "ext4"),
+    ],
+)
+def test_filesystem_type_from_mountinfo(tmp_path: Path, path: str, expected: str) -> None:
+    from daemonkit._posix import filesystem_type
+
+    (tmp_path / "mountinfo").write_text(MOUNTINFO)
+    assert filesystem_type(path, str(tmp_path / "mountinfo")) == expected
+
+
+def test_local_pidfile_gives_no_warning(tmp_path: Path) -> None:
+    from daemonkit._posix import NETWORK_FILESYSTEMS, filesystem_type
+
+    fstype = filesystem_type(str(tmp_path))
+    assert fstype is not None and fstype.split(".")[0] not in NETWORK_FILESYSTEMS
+    with PidFile(tmp_path / "app.pid"):  # filterwarnings=error: a warning would fail here
+        pass
+
+
+def test_pidfile_on_a_network_filesystem_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import daemonkit._posix
+
+    # No NFS server here: inject what /proc/self/mountinfo would say on one.
+    monkeypatch.setattr(daemonkit._posix, "filesystem_type", lambda path: "nfs4")
+    with pytest.warns(RuntimeWarning, match="is on nfs4: its lock may not stop a daemon on another host"):
+        PidFile(tmp_path / "app.pid").acquire()
