@@ -31,7 +31,7 @@ _STARTING_GRACE = 2.0
 def _warn_if_networked(path: str) -> None:
     """RELIABILITY 15: on NFS or FUSE an flock may not exclude another host."""
     fstype = _posix.filesystem_type(os.path.dirname(path)) if _posix.HAS_PROC else None
-    if fstype and fstype.split(".")[0] in _posix.NETWORK_FILESYSTEMS:
+    if fstype and fstype.startswith(_posix.NETWORK_FILESYSTEMS):
         import warnings
 
         warnings.warn(
