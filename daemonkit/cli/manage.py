@@ -73,14 +73,9 @@ def _describe(name: str, pidfile: str) -> dict[str, Any]:
     recorded = record.read(pidfile) or {}
     return {
         "name": name,
-        "state": state.state,
-        "pid": state.pid,
-        "started": state.started,
+        **state.as_dict(),  # state, pid, started, reason, locked, pidfile
         "uptime": _uptime(state.started) if state.running else None,
         "command": recorded.get("command"),
-        "pidfile": pidfile,
-        "reason": state.reason,
-        "locked": state.locked,
         "lsb": state.lsb_code,
     }
 

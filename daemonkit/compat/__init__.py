@@ -90,7 +90,6 @@ class DaemonContext(_context.DaemonContext):
         self.gid = os.getgid() if gid is None else gid
         self.detach_process = detach_process
         self.chroot_directory = chroot_directory
-        self.python_daemon_signal_map = dict(signal_map) if signal_map is not None else None
         if signal_map is not None:
             self.signal_map = {sig: self._handler(target) for sig, target in signal_map.items()}
 
