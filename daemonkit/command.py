@@ -67,15 +67,12 @@ def command_context(pidfile: Any, detach: bool, options: dict[str, Any]) -> Daem
         **options,
     )
     ctx._detached = detach
+    ctx._for_exec = True
     return ctx
 
 
 def prepare_exec(ctx: DaemonContext) -> None:
-    """The last steps before exec: default signal dispositions and an empty
-    mask (exec keeps SIG_IGN, and Python ignores SIGPIPE), and a lock fd
-    that survives the exec."""
-    from . import signals
-
-    signals.reset(for_exec=True)
+    """The last step before exec: a lock fd that survives it. (The signal
+    dispositions were already reset for exec, see command_context.)"""
     if hasattr(ctx.pidfile, "fileno"):
         os.set_inheritable(ctx.pidfile.fileno(), True)

@@ -92,6 +92,9 @@ class DaemonContext:
         self._is_open = False
         self._channel: Channel | None = None
         self._detached = False
+        # Set by spawn() and run(): an exec follows the steps, so the signal
+        # dispositions are reset for the new program and no handler is set.
+        self._for_exec = False
 
     @property
     def is_open(self) -> bool:
@@ -196,7 +199,7 @@ class DaemonContext:
     def _become_daemon(self, creds: privileges.Credentials | None) -> None:
         from . import _posix, privileges, signals, streams
 
-        signals.reset()  # 4
+        signals.reset(for_exec=self._for_exec)  # 4
         if self.close_fds:  # 5
             _posix.close_fds_except(self._fds_to_keep())
         streams.redirect(self.streams, self.umask, skip_unset=not self._detached)  # 6
@@ -218,7 +221,8 @@ class DaemonContext:
             privileges.prevent_core_dumps()
         if creds is not None:
             privileges.drop(creds)
-        signals.install(self.reload, self.signal_map)  # 10
+        if not self._for_exec:
+            signals.install(self.reload, self.signal_map)  # 10
 
     def _fds_to_keep(self) -> set[int]:
         from . import systemd
