@@ -26,7 +26,7 @@ class Channel:
     def __init__(self, fd: int) -> None:
         self.fd: int | None = fd
 
-    def _send(self, line: str) -> None:
+    def send(self, line: str) -> None:
         if self.fd is None:
             return
         try:
@@ -35,11 +35,11 @@ class Channel:
             pass
 
     def ready(self) -> None:
-        self._send("READY")
+        self.send("READY")
         self.close()
 
     def fail(self, status: int, message: str) -> None:
-        self._send(f"ERROR {status or 1} {message}")
+        self.send(f"ERROR {status or 1} {message}")
         self.close()
 
     def close(self) -> None:
@@ -86,7 +86,7 @@ def fork_daemon(ready_timeout: float | None) -> tuple[int, Channel | None]:
         os.write(write_fd, f"ERROR 1 cannot detach: {exc}\n".encode())
         os._exit(1)
     channel = Channel(write_fd)
-    channel._send(f"PID {os.getpid()}")
+    channel.send(f"PID {os.getpid()}")
     return 0, channel
 
 
@@ -113,7 +113,7 @@ def _wait_ready(fd: int, timeout: float | None) -> int:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if not poller.poll(None if remaining is None else int(remaining * 1000) + 1):
             if deadline is not None and time.monotonic() >= deadline:
-                _terminate(pid)
+                terminate(pid)
                 raise StartupError(f"daemon (pid {pid}) not ready after {timeout:g} s; terminated it", 1)
             continue
         chunk = os.read(fd, 4096)
@@ -123,8 +123,9 @@ def _wait_ready(fd: int, timeout: float | None) -> int:
         buffer += chunk
 
 
-def _terminate(pid: int, grace: float = 1.0) -> None:
-    """Stop a half-started daemon: TERM, then KILL after ``grace`` seconds."""
+def terminate(pid: int, grace: float = 1.0) -> None:
+    """Stop a half-started daemon: TERM, then KILL after ``grace`` seconds;
+    one that is already gone, or will not die, is left to the caller's error."""
     from .kill import StopError, Target
 
     if not pid:
@@ -163,7 +164,7 @@ def fork_watched() -> tuple[int, int, int, Channel | None]:
         if daemon == 0:
             os.close(status_write)
             channel = Channel(write_fd)
-            channel._send(f"PID {os.getpid()}")
+            channel.send(f"PID {os.getpid()}")
             return 0, -1, -1, channel
         os.close(write_fd)
         _, status = os.waitpid(daemon, 0)

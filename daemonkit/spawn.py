@@ -94,7 +94,7 @@ def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[
         prepare_exec(ctx)
         stage = "exec"
         assert ctx._channel is not None
-        ctx._channel._send("EXEC")
+        ctx._channel.send("EXEC")
         os.execve(executable, argv, os.environ)
     except BaseException as exc:
         if stage == "exec":
@@ -208,14 +208,9 @@ class _Startup:
             raise StartupError("exited before it was ready", 1)
 
     def _give_up(self) -> None:
-        from .kill import StopError, Target
+        from .detach import terminate
 
-        if self.pid:
-            try:
-                with Target(self.pid) as target:
-                    target.terminate(timeout=2.0)
-            except (ProcessLookupError, StopError):
-                pass
+        terminate(self.pid, grace=2.0)
         what = "" if self.mode.kind == "exec" else f" (waiting for {self.mode.spec})"
         raise StartupError(f"not ready after {self.timeout:g} s{what}; stopped it", 1)
 

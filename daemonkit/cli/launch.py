@@ -142,26 +142,28 @@ def cmd_start(args: argparse.Namespace) -> int:
     progress = _Progress()
     started = time.monotonic()
     try:
-        pid = daemonkit.spawn(
-            command,
-            pidfile=pidfile,
-            wait_ready=args.wait_ready,
-            timeout=args.timeout,
-            on_wait=progress,
-            **options,
-        )
+        try:
+            pid = daemonkit.spawn(
+                command,
+                pidfile=pidfile,
+                wait_ready=args.wait_ready,
+                timeout=args.timeout,
+                on_wait=progress,
+                **options,
+            )
+        finally:
+            progress.clear()  # before any message
     except daemonkit.AlreadyRunning as exc:
-        progress.clear()
         return fail(f"{name}: already running (pid {exc.pid}); see '{PROG} status {name}'", 1)
     except daemonkit.StartupError as exc:
-        progress.clear()
         error(f"{name}: {exc}")
         for line in _log_tail([options["stderr"], options["stdout"]]):
             sys.stderr.write(line + "\n")
         return exc.exit_status
-    finally:
-        progress.clear()
     elapsed_ms = (time.monotonic() - started) * 1000
+    # The options as parsed (less the handler function), so that restart can
+    # rebuild the same Namespace.
+    options_seen = {key: value for key, value in vars(args).items() if key != "func"}
     record.write(
         pidfile,
         {
@@ -169,7 +171,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             "pid": pid,
             "command": command,
             "started": time.time(),
-            "options": {**vars(args), "command": command, "pidfile": pidfile, "func": None},
+            "options": {**options_seen, "command": command, "pidfile": pidfile},
         },
     )
     print(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
