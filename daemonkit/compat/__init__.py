@@ -69,7 +69,10 @@ class DaemonContext(_context.DaemonContext):
         stderr: Any = None,
         signal_map: Mapping[int, Any] | None = None,
     ) -> None:
-        changes_owner = (uid is not None and uid != os.getuid()) or (gid is not None and gid != os.getgid())
+        # python-daemon's uid/gid default to the current ones: no change.
+        self.uid = os.getuid() if uid is None else uid
+        self.gid = os.getgid() if gid is None else gid
+        changes_owner = (self.uid, self.gid) != (os.getuid(), os.getgid())
         super().__init__(
             pidfile=pidfile,
             detach=detach_process,
@@ -79,17 +82,14 @@ class DaemonContext(_context.DaemonContext):
             stdout=stdout,
             stderr=stderr,
             files_preserve=files_preserve or (),
-            user=(os.getuid() if uid is None else uid) if changes_owner else None,
-            group=(os.getgid() if gid is None else gid) if changes_owner else None,
+            user=self.uid if changes_owner else None,
+            group=self.gid if changes_owner else None,
             initgroups=initgroups,
             chroot_directory=chroot_directory,
             prevent_core=prevent_core,
             allow_threads=True,  # python-daemon does not check; neither do we here
         )
-        self.uid = os.getuid() if uid is None else uid
-        self.gid = os.getgid() if gid is None else gid
         self.detach_process = detach_process
-        self.chroot_directory = chroot_directory
         if signal_map is not None:
             self.signal_map = {sig: self._handler(target) for sig, target in signal_map.items()}
 
