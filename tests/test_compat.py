@@ -138,20 +138,27 @@ class Run:
 
     def restarts(self, pid: int) -> dict[str, Any]:
         """A second start while running, then a start after kill -9."""
-        second, statuses, _ = self.launch("second")
-        code = wait_for(lambda: _launcher_status(statuses), timeout=10, what="the second launcher")[1]
-        os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), what="kill -9")
-        self.pid_file.unlink()
-        third, _, _ = self.launch("third")
+        launched: list[subprocess.Popen[bytes]] = []
         try:
-            wait_for(lambda: self.pid_file.exists() and self.pid_file.read_text(), timeout=4, what="restart")
-            restarted = True
-        except AssertionError:
-            restarted = False
-        for proc in (second, third):
-            proc.kill()
-            proc.wait()
+            second, statuses, _ = self.launch("second")
+            launched.append(second)
+            code = wait_for(lambda: _launcher_status(statuses), timeout=10, what="the second launcher")[1]
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not alive(pid), what="kill -9")
+            self.pid_file.unlink()
+            third, _, _ = self.launch("third")
+            launched.append(third)
+            try:
+                wait_for(
+                    lambda: self.pid_file.exists() and self.pid_file.read_text(), timeout=4, what="restart"
+                )
+                restarted = True
+            except AssertionError:
+                restarted = False
+        finally:
+            for proc in launched:
+                proc.kill()
+                proc.wait()
         return {"second_launcher_exit": code, "starts_after_kill_9": restarted}
 
     def files(self) -> list[tuple[str, str, str]]:

@@ -169,8 +169,15 @@ def test_fifty_simultaneous_launchers_leave_one_daemon(launcher: Launcher, tmp_p
         )
         for _ in range(50)
     ]
-    go.touch()
-    results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
+    try:
+        go.touch()
+        results = [(proc.wait(timeout=60), proc.communicate()[1]) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            if proc.stderr:
+                proc.stderr.close()
     codes = sorted(code for code, _ in results)
     assert codes == [0] + [1] * 49, [err for _, err in results if err][:3]
     pid = int(launcher.pidfile.read_bytes())
@@ -465,7 +472,7 @@ def test_logrotate_then_reload_moves_the_log(launcher: Launcher, tmp_path: Path)
 
 def test_opening_a_terminal_later_does_not_make_it_controlling(launcher: Launcher) -> None:
     pid = launcher.start(body="open_tty")
-    assert (launcher.mark("tty") or "").startswith("/dev/pts/")
+    assert wait_for(lambda: launcher.mark("tty"), what="the tty marker").startswith("/dev/pts/")
     assert proc_stat(pid)["tty_nr"] == 0  # not a session leader: no controlling terminal
 
 
@@ -485,4 +492,5 @@ def test_inetd_style_socket_on_stdin_means_no_fork(launcher: Launcher) -> None:
 
 def test_env_replaces_the_environment(launcher: Launcher) -> None:
     launcher.start(body="env", options={"env": {"ONLY": "this"}})
-    assert json.loads(launcher.mark("environ") or "{}") == {"ONLY": "this"}
+    environ = wait_for(lambda: launcher.mark("environ"), what="the environ marker")
+    assert json.loads(environ) == {"ONLY": "this"}
