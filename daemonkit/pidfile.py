@@ -14,7 +14,7 @@ import os
 import stat
 import time
 
-from . import _posix
+from . import _posix, safedir
 from .errors import AlreadyRunning, PidFileError
 
 TYPE_CHECKING = False  # see __init__.py
@@ -62,10 +62,12 @@ def parse_pid(data: bytes, path: str = "<bytes>") -> int | None:
     return pid
 
 
-def _open(path: str, flags: int, mode: int = 0o644) -> int:
-    """Open ``path`` without following a symlink or blocking on a FIFO."""
+def _open(path: str, flags: int, mode: int = 0o644, dir_fd: int | None = None) -> int:
+    """Open ``path`` without following a symlink or blocking on a FIFO;
+    with ``dir_fd``, the file of that name in that directory."""
+    name = path if dir_fd is None else os.path.basename(path)
     try:
-        fd = os.open(path, flags | _OPEN_FLAGS, mode)
+        fd = os.open(name, flags | _OPEN_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
         raise _open_error(path, exc) from exc
     st = os.fstat(fd)
@@ -250,12 +252,20 @@ class PidFile:
         """
         if self.fd is not None:
             return
-        self._check_directory()
+        # As root, only through directories nobody else controls (RELIABILITY 2).
+        dir_fd = safedir.open_trusted_directory(self.path) if os.geteuid() == 0 else None
+        try:
+            self._lock(timeout, dir_fd)
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
+
+    def _lock(self, timeout: float, dir_fd: int | None) -> None:
         _warn_if_networked(self.path)
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
-            fd = _open(self.path, os.O_RDWR | os.O_CREAT, self.mode)
+            fd = _open(self.path, os.O_RDWR | os.O_CREAT, self.mode, dir_fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -268,7 +278,7 @@ class PidFile:
             except BaseException:
                 os.close(fd)
                 raise
-            if self._still_ours(fd):
+            if self._still_ours(fd, dir_fd):
                 break
             os.close(fd)  # unlinked or replaced while we waited: start over
         try:
@@ -287,15 +297,16 @@ class PidFile:
             os.close(fd)
         raise AlreadyRunning(self.path, pid)
 
-    def _still_ours(self, fd: int) -> bool:
+    def _still_ours(self, fd: int, dir_fd: int | None = None) -> bool:
         """After locking, the path must still name the locked inode.
 
         Otherwise a holder that unlinked the file on exit and a newcomer that
         created a new one could both believe they hold it (filelock #574).
         """
         st = os.fstat(fd)
+        name = self.path if dir_fd is None else os.path.basename(self.path)
         try:
-            now = os.stat(self.path, follow_symlinks=False)
+            now = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         return st.st_nlink > 0 and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
@@ -310,29 +321,6 @@ class PidFile:
         # O_CREAT's mode is filtered by the umask, which may be 0 or 077.
         os.fchmod(fd, self.mode)
         os.ftruncate(fd, 0)
-
-    def _check_directory(self) -> None:
-        """As root, refuse a path through directories other users control.
-
-        Whoever can write to (or owns) any directory on the way could swap
-        what follows for a link to a file of root's between our checks
-        (CVE-2018-21269, systemd's CHASE_SAFE). Every directory from / down
-        to the pidfile's, symlinks resolved, must belong to root and be
-        writable by nobody else, unless sticky (such as /tmp).
-        """
-        if os.geteuid() != 0:
-            return
-        directory = os.path.dirname(self.path)
-        if not os.path.isdir(directory):
-            raise PidFileError(self.path, f"directory {directory} does not exist")
-        current = "/"
-        for part in [""] + os.path.realpath(directory).strip("/").split("/"):
-            current = os.path.join(current, part)
-            st = os.stat(current)
-            writable_by_others = st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
-            if st.st_uid != 0 or writable_by_others:
-                who = f"owned by uid {st.st_uid}" if st.st_uid != 0 else "writable by other users"
-                raise PidFileError(self.path, f"directory {current} is {who}; refusing as root")
 
     def write(self, pid: int) -> None:
         """Write ``PID\\n`` into the locked file."""

@@ -201,6 +201,56 @@ def test_symlinked_directory_is_judged_by_its_target(tmp_path: Path) -> None:
 
 
 @root_only
+def test_symlink_owned_by_another_user_is_refused_as_root(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    os.chown(tmp_path / "alias", 65534, 65534, follow_symlinks=False)  # its owner may repoint it
+    with pytest.raises(
+        PidFileError, match=f"directory {tmp_path / 'alias'} is a symbolic link owned by uid 65534"
+    ):
+        PidFile(tmp_path / "alias" / "app.pid").acquire()
+    assert list(real.iterdir()) == []
+
+
+@root_only
+def test_symlink_to_a_directory_another_user_owns_is_refused_as_root(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    (tmp_path / "alias").symlink_to("../" + tmp_path.name + "/theirs")  # relative, with ".."
+    with pytest.raises(PidFileError, match=f"directory {theirs} is owned by uid 65534"):
+        PidFile(tmp_path / "alias" / "app.pid").acquire()
+    assert list(theirs.iterdir()) == []
+
+
+@root_only
+def test_a_file_on_the_way_is_not_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(PidFileError, match="file is not a directory"):
+        PidFile(tmp_path / "file" / "app.pid").acquire()
+
+
+@root_only
+@pytest.mark.timeout(30)
+def test_as_root_the_pidfile_is_opened_in_the_directory_that_was_checked(tmp_path: Path) -> None:
+    """No window between check and use: the pidfile is opened relative to
+    the fd of its checked directory, never again by its full path."""
+    trace = tmp_path / "trace"
+    script = f"from daemonkit import PidFile\nwith PidFile({str(tmp_path / 'app.pid')!r}): pass"
+    subprocess.run(
+        ["strace", "-qq", "-e", "trace=openat", "-o", str(trace), sys.executable, "-c", script],
+        check=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+    )
+    opens = [line for line in trace.read_text().splitlines() if "app.pid" in line]
+    assert len(opens) == 1, opens
+    assert not opens[0].startswith(("openat(AT_FDCWD", "openat(-100")), opens[0]
+    assert '"app.pid"' in opens[0]
+
+
+@root_only
 def test_file_owned_by_another_user_is_refused_as_root(tmp_path: Path) -> None:
     path = tmp_path / "app.pid"
     path.write_bytes(b"")
