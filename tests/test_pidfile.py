@@ -175,7 +175,7 @@ def fuse_directory(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount
     finally:
-        subprocess.run(["fusermount", "-u", "-z", str(mount)], check=False, timeout=20)
+        subprocess.run(["umount", "--lazy", str(mount)], check=True, timeout=20)
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="this kernel or container offers no /dev/fuse")
