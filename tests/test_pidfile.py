@@ -165,32 +165,6 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
             action()
 
 
-@pytest.fixture
-def fuse_directory(tmp_path: Path) -> Iterator[Path]:
-    """A real FUSE mount (bindfs) of a directory in tmp_path."""
-    source, mount = tmp_path / "source", tmp_path / "fuse"
-    source.mkdir()
-    mount.mkdir()
-    subprocess.run(["bindfs", str(source), str(mount)], check=True, timeout=20)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount)], check=True, timeout=20)
-
-
-@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="this kernel or container offers no /dev/fuse")
-def test_pidfile_on_a_network_or_fuse_filesystem_warns(fuse_directory: Path) -> None:
-    """RELIABILITY 15: there an flock may not exclude a daemon on another host."""
-    with pytest.warns(RuntimeWarning, match=r"is on fuse: its lock may not stop a daemon on another host"):
-        pidfile = PidFile(fuse_directory / "app.pid")
-        pidfile.acquire()
-    try:
-        assert is_running(fuse_directory / "app.pid") == os.getpid()
-    finally:
-        pidfile.release()
-    assert list(fuse_directory.iterdir()) == []
-
-
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PidFileError, match="does not exist"):
         PidFile(tmp_path / "nope" / "app.pid").acquire()
@@ -455,10 +429,27 @@ def test_local_pidfile_gives_no_warning(tmp_path: Path) -> None:
         pass
 
 
-def test_pidfile_on_a_network_filesystem_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import daemonkit._posix
+@pytest.fixture
+def fuse_directory(tmp_path: Path) -> Iterator[Path]:
+    """A real FUSE mount (bindfs) of a directory in tmp_path."""
+    source, mount = tmp_path / "source", tmp_path / "fuse"
+    source.mkdir()
+    mount.mkdir()
+    subprocess.run(["bindfs", str(source), str(mount)], check=True, timeout=20)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True, timeout=20)
 
-    # No NFS server here: inject what /proc/self/mountinfo would say on one.
-    monkeypatch.setattr(daemonkit._posix, "filesystem_type", lambda path: "nfs4")
-    with pytest.warns(RuntimeWarning, match="is on nfs4: its lock may not stop a daemon on another host"):
-        PidFile(tmp_path / "app.pid").acquire()
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="this kernel or container offers no /dev/fuse")
+def test_pidfile_on_a_network_or_fuse_filesystem_warns(fuse_directory: Path) -> None:
+    """RELIABILITY 15: there an flock may not exclude a daemon on another host."""
+    with pytest.warns(RuntimeWarning, match=r"is on fuse: its lock may not stop a daemon on another host"):
+        pidfile = PidFile(fuse_directory / "app.pid")
+        pidfile.acquire()
+    try:
+        assert is_running(fuse_directory / "app.pid") == os.getpid()
+    finally:
+        pidfile.release()
+    assert list(fuse_directory.iterdir()) == []
