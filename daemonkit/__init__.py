@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         watchdog_interval,
         watchdog_ping,
     )
+    from .unit import service_unit
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,7 @@ __all__ = [
     "reload",
     "reloading",
     "run",
+    "service_unit",
     "spawn",
     "status",
     "stop",
@@ -81,6 +83,7 @@ _LAZY = {
     "UnlockedPidFile": "control",
     "run": "foreground",
     "spawn": "spawn",
+    "service_unit": "unit",
     "listen_fds": "systemd",
     "listen_fds_with_names": "systemd",
     "notify": "systemd",

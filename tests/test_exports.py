@@ -29,6 +29,7 @@ def test_public_names_are_pinned() -> None:
         "reload",
         "reloading",
         "run",
+        "service_unit",
         "spawn",
         "status",
         "stop",

@@ -4,6 +4,7 @@ against real sockets and systemd's own tools."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import APP, Cli, Launcher, clean_env, daemonkit_as_nobody, wait_for
 
+import daemonkit
 from daemonkit import (
     DaemonError,
     NotifyError,
@@ -220,9 +222,18 @@ def test_every_unit_passes_systemd_analyze_verify(cli: Cli, tmp_path: Path, opti
     assert result.returncode == 0, result.stderr
 
 
+def test_service_unit_resolves_the_command_and_refuses_what_cannot_go_in_a_unit() -> None:
+    text = daemonkit.service_unit("web", ["sleep", "60"], env={"GREETING": "100% $HOME"})
+    assert f"ExecStart={shutil.which('sleep')} 60\n" in text
+    assert 'Environment="GREETING=100%% $HOME"' in text  # systemd expands neither there
+    with pytest.raises(DaemonError, match="command not found: no-such-command"):
+        daemonkit.service_unit("web", ["no-such-command"])
+    with pytest.raises(DaemonError, match="newline"):
+        daemonkit.service_unit("web", ["sleep", "1\n"])
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")
 def test_unit_install_for_a_user() -> None:
-    import shutil
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="daemonkit-home-"))  # outside root's private pytest dirs

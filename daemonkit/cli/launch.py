@@ -218,18 +218,14 @@ def _unit_directory() -> tuple[str, str, str]:
 
 
 def cmd_unit(args: argparse.Namespace) -> int:
-    from daemonkit.command import find_executable
-    from daemonkit.unit import service_unit
-
     command = _command_of(args)
     name = check_name(args.name)
     environ = dict(item.partition("=")[::2] for item in args.env)
-    executable = find_executable(command[0], os.environ.get("PATH"))
     streams = _streams(args, default_log=None)
     directory, wanted_by, systemctl = _unit_directory()
-    text = service_unit(
+    text = daemonkit.service_unit(
         name,
-        [executable, *command[1:]],
+        command,
         notify=args.wait_ready == "notify",
         user=args.user,
         group=args.group,
