@@ -160,7 +160,7 @@ def flock_held(dev: int, ino: int) -> bool | None:
     """
     if not HAS_PROC:
         return None
-    wanted = f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
+    wanted = _lock_id(dev, ino)
     try:
         with open("/proc/locks", "rb") as f:
             lines = f.read().decode("ascii", "replace").splitlines()
@@ -171,6 +171,44 @@ def flock_held(dev: int, ino: int) -> bool | None:
         # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; "->" marks a waiter.
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == wanted:
             return True
+    return False
+
+
+def _lock_id(dev: int, ino: int) -> str:
+    """How /proc/locks and /proc/PID/fdinfo name a file: "fe:00:5678"."""
+    return f"{os.major(dev):02x}:{os.minor(dev):02x}:{ino}"
+
+
+def flock_holders(dev: int, ino: int) -> list[int]:
+    """Every process with an fd on the flock of the file (dev, ino).
+
+    A flock belongs to an open file description, which children inherit
+    with their fds. /proc/PID/fdinfo shows the lock on each fd that shares
+    it, so this finds all of them, and never a process that merely opened
+    the file for reading. Empty where /proc cannot tell.
+    """
+    if not HAS_PROC:
+        return []
+    return [int(name) for name in os.listdir("/proc") if name.isdigit() and holds_flock(int(name), dev, ino)]
+
+
+def holds_flock(pid: int, dev: int, ino: int) -> bool:
+    """Whether ``pid`` has an fd on the flock of the file (dev, ino)."""
+    wanted = _lock_id(dev, ino)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # gone, or not ours to look at
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+            if (st.st_dev, st.st_ino) != (dev, ino):
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                if any(line.startswith("lock:") and "FLOCK" in line and wanted in line for line in f):
+                    return True
+        except OSError:
+            continue
     return False
 
 

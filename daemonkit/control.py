@@ -45,9 +45,10 @@ LSB_RUNNING, LSB_DEAD_PIDFILE, LSB_NOT_RUNNING, LSB_UNKNOWN = 0, 1, 3, 4
 class Status:
     """What a pidfile says about its daemon.
 
-    ``state`` is "running", "stale" (the file is left but nobody holds its
-    lock), "stopped" (no file) or "unknown" (the file is unusable; ``reason``
-    says why).
+    ``state`` is "running", "dead" (the daemon has exited, but processes it
+    started still hold the pidfile's lock; ``reason`` names them), "stale"
+    (the file is left but nobody holds its lock), "stopped" (no file) or
+    "unknown" (the file is unusable; ``reason`` says why).
     """
 
     __slots__ = ("pidfile", "state", "pid", "started", "reason", "locked")
@@ -81,9 +82,8 @@ class Status:
 
     @property
     def lsb_code(self) -> int:
-        return {"running": LSB_RUNNING, "stale": LSB_DEAD_PIDFILE, "stopped": LSB_NOT_RUNNING}.get(
-            self.state, LSB_UNKNOWN
-        )
+        codes = {"running": LSB_RUNNING, "dead": LSB_DEAD_PIDFILE, "stale": LSB_DEAD_PIDFILE}
+        return codes.get(self.state, LSB_NOT_RUNNING if self.state == "stopped" else LSB_UNKNOWN)
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -98,7 +98,13 @@ def status(pidfile: str | os.PathLike[str]) -> Status:
     try:
         holder = _holder_or_stale(path)
     except PidFileError as exc:
-        return Status(path, "unknown", reason=str(exc))
+        left = leftovers(path)
+        if left is None:
+            return Status(path, "unknown", reason=str(exc))
+        pid, holders, _ = left
+        listed = " ".join(map(str, holders))
+        reason = f"pid {pid} has exited, but processes it started still hold the pidfile: {listed}"
+        return Status(path, "dead", pid, reason=reason)
     if holder is None:
         if not os.path.lexists(path):
             return Status(path, "stopped")
@@ -134,6 +140,21 @@ def unlocked_writer(path: str) -> tuple[int, float] | None:
     return pid, started
 
 
+def leftovers(path: str) -> tuple[int, list[int], os.stat_result] | None:
+    """When the daemon named in a locked pidfile has exited while processes
+    it started live on, holding the lock through the fd they inherited: its
+    PID, theirs, and the file's stat. None in any other case."""
+    try:
+        pid = read_pid(path)
+        st = os.stat(path, follow_symlinks=False)
+    except (PidFileError, OSError):  # malformed, or gone meanwhile
+        return None
+    if pid is None or _posix.is_alive(pid) or untrusted(st):
+        return None
+    holders = _posix.flock_holders(st.st_dev, st.st_ino)
+    return (pid, holders, st) if holders else None
+
+
 def stop(
     pidfile: str | os.PathLike[str],
     timeout: float = 10.0,
@@ -155,7 +176,17 @@ def stop(
     else :class:`UnlockedPidFile` is raised.
     """
     path = os.path.abspath(os.fspath(pidfile))
-    holder = _holder_or_stale(path)
+    try:
+        holder = _holder_or_stale(path)
+    except PidFileError:
+        left = leftovers(path)
+        if left is None:
+            raise
+        _, holders, st = left
+        for pid in holders:  # usually in the daemon's group: the first TERM ends them all
+            _stop_leftover(pid, st, signal, timeout, on_kill)
+        remove_stale(path, timeout=1.0)
+        return True
     if holder is None:
         writer = unlocked_writer(path)
         if writer is None:
@@ -195,6 +226,18 @@ def _stop_unlocked(
         pass
 
 
+def _stop_leftover(
+    pid: int, st: os.stat_result, sig: int, timeout: float, on_kill: Callable[[int], object] | None
+) -> None:
+    try:
+        with Target(pid) as target:
+            # Pinned now: if it still holds the lock, it is one of them.
+            if _posix.holds_flock(pid, st.st_dev, st.st_ino):
+                target.terminate(sig, timeout, on_kill)
+    except ProcessLookupError:
+        pass
+
+
 def _holder_or_stale(path: str) -> tuple[int, os.stat_result] | None:
     """The lock holder, or None for a missing or stale file. A malformed
     file raises PidFileError even when unlocked: it is reported, not
@@ -207,7 +250,13 @@ def _holder_or_stale(path: str) -> tuple[int, os.stat_result] | None:
 
 def reload(pidfile: str | os.PathLike[str]) -> bool:
     """Send SIGHUP to the daemon holding ``pidfile``; False if none runs."""
-    holder = _holder_or_stale(os.path.abspath(os.fspath(pidfile)))
+    path = os.path.abspath(os.fspath(pidfile))
+    try:
+        holder = _holder_or_stale(path)
+    except PidFileError:
+        if leftovers(path) is None:
+            raise
+        return False  # the daemon has exited; what it left is not the daemon
     if holder is None:
         return False
     pid, st = holder

@@ -266,6 +266,47 @@ def test_stop_reaches_the_daemons_children(cli: Cli) -> None:
     wait_for(lambda: not alive(child), what="the child's death")
 
 
+def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli) -> None:
+    """They inherited the lock fd: the daemon is dead, they are what it left."""
+    script = '"$0" 60 & echo $! > "$1"; exec true'
+    child_file = cli.tmp_path / "child.pid"
+    cli("start", "--name", "parent", "--", "sh", "-c", script, cli.sleep, str(child_file))
+    daemon = int(cli.pidfile("parent").read_text())
+    child = int(wait_for(lambda: child_file.exists() and child_file.read_text().strip()))
+    wait_for(lambda: not alive(daemon), what="the daemon's exit")
+    # A reader that merely has the pidfile open is not one of them.
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; f = open(sys.argv[1]); sys.stdin.read()",
+            str(cli.pidfile("parent")),
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        left = f"pid {daemon} has exited, but processes it started still hold the pidfile: {child}"
+        assert cli("status", "parent")[:2] == (
+            1,
+            f"parent: dead: {left}; 'daemonkit stop parent' stops them\n"
+            f"  command  sh -c {script} {cli.sleep} {child_file}\n  pidfile  {cli.pidfile('parent')}\n",
+        )
+        code, _, err = cli("start", "--name", "parent", "--", cli.sleep, "60")
+        assert (code, err) == (
+            1,
+            f"daemonkit: parent: not started: {left}; 'daemonkit stop parent' stops them\n",
+        )
+        assert cli("reload", "parent")[0] == 3
+        code, out, _ = cli("stop", "parent")
+        assert code == 0 and out.startswith("stopped parent (what it left running) in ")
+        assert not alive(child) and not cli.pidfile("parent").exists()
+        assert reader.poll() is None
+        assert cli("status", "parent")[0] == 3
+    finally:
+        reader.kill()
+        reader.communicate()
+
+
 def test_stale_pidfile_naming_a_live_process_is_never_signalled(cli: Cli) -> None:
     cli.rundir.mkdir()
     cli.pidfile("ghost").write_text("999999\n")  # the daemon that wrote it is long gone...

@@ -154,7 +154,7 @@ def cmd_start(args: argparse.Namespace) -> int:
         finally:
             progress.clear()  # before any message
     except daemonkit.AlreadyRunning as exc:
-        return fail(f"{name}: already running (pid {exc.pid}); see '{PROG} status {name}'", 1)
+        return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1)
     except daemonkit.StartupError as exc:
         error(f"{name}: {exc}")
         for line in _log_tail([options["stderr"], options["stdout"]]):
@@ -178,6 +178,15 @@ def cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def _already_running(exc: daemonkit.AlreadyRunning, pidfile: str, name: str) -> str:
+    """What holds the pidfile: the daemon, or what a dead one left running."""
+    state = daemonkit.status(pidfile) if exc.pid is None else None
+    if state is not None and state.state == "dead":
+        return f"not started: {state.reason}; '{PROG} stop {name}' stops them"
+    who = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
+    return f"already running ({who}); see '{PROG} status {name}'"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     command = _command_of(args)
     pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
@@ -187,7 +196,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return daemonkit.run(command, pidfile=pidfile, **_context_options(args, default_log=None))
     except daemonkit.AlreadyRunning as exc:
-        return fail(f"{args.name or command[0]}: already running (pid {exc.pid})", 1)
+        assert pidfile is not None
+        name = args.name or command[0]
+        return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1)
     except daemonkit.StartupError as exc:
         return fail(str(exc), exc.exit_status)
 

@@ -33,7 +33,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
     state = daemonkit.status(pidfile)
     if state.state == "unknown":
         return fail(f"{name}: {state.reason}", 1)
-    if not state.running:
+    if state.state in ("stale", "stopped"):
         suffix = " (stale pidfile); removed it" if state.stale_pidfile else ""
         daemonkit.stop(pidfile)
         print(f"{name}: not running{suffix}")
@@ -50,7 +50,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
         return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {name}'", 1)
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
-    print(f"stopped {name} (pid {state.pid}) in {(time.monotonic() - started) * 1000:.0f} ms")
+    what = f"pid {state.pid}" if state.running else "what it left running"
+    print(f"stopped {name} ({what}) in {(time.monotonic() - started) * 1000:.0f} ms")
     return 0
 
 
@@ -92,6 +93,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if state == "running":
         unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
         print(f"{name}: running (pid {info['pid']}), up {info['uptime']}{unlocked}")
+    elif state == "dead":
+        print(f"{name}: dead: {info['reason']}; '{PROG} stop {name}' stops them")
     elif state == "stale":
         print(f"{name}: not running, but its pidfile is left behind (stale); '{PROG} stop {name}' removes it")
     elif state == "stopped":
