@@ -9,17 +9,24 @@ thread is an error, not a silent no-op.
 
 from __future__ import annotations
 
-import signal
-
 from .errors import DaemonError
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Mapping
     from types import FrameType
     from typing import Any, Callable, NoReturn, Optional, Union
 
     Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
+else:
+    try:
+        # The C module behind `signal`: the same calls on plain ints, without
+        # the enum wrappers, whose import (enum, functools, collections)
+        # costs ~4 ms before `daemonkit start` can exec its command.
+        import _signal as signal
+    except ImportError:  # not CPython
+        import signal
 
 # Job-control signals would stop a daemon that touches a terminal; they are
 # ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
@@ -32,6 +39,8 @@ _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 def _set(sig: int, handler: Handler) -> None:
     if handler is None:
         handler = signal.SIG_IGN
+    elif not callable(handler):
+        handler = int(handler)  # signal.SIG_IGN is an IntEnum member; _signal takes ints only
     try:
         signal.signal(sig, handler)
     except ValueError as exc:
@@ -84,6 +93,8 @@ def install(
 
 
 def signal_name(sig: int) -> str:
+    import signal  # the enum, for error messages only
+
     try:
         return signal.Signals(sig).name
     except ValueError:

@@ -11,6 +11,7 @@ CONFIG keys:
   marker    a directory where the daemon leaves files: finally, atexit,
             reload, usr1, pid
   go_file   wait for this file to exist before daemonizing (a start barrier)
+  dispositions  also map signals to SIG_IGN, None and SIG_DFL
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def mark(name: str, text: str = "") -> None:
 if marker:
     options["on_reload"] = lambda: (print("reloaded", flush=True), mark("reload", "x"))
     options["signal_map"] = {signal.SIGUSR1: lambda s, f: mark("usr1", "x")}
+    if config.get("dispositions"):  # the signal module's enum members, as users write them, and None
+        options["signal_map"].update(
+            {signal.SIGUSR2: signal.SIG_IGN, signal.SIGWINCH: None, signal.SIGURG: signal.SIG_DFL}
+        )
 if config.get("preserve_log"):
     import logging
 

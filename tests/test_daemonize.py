@@ -264,7 +264,9 @@ def test_sighup_without_on_reload_does_not_kill(launcher: Launcher) -> None:
 
 
 def test_signal_map_adds_handlers(launcher: Launcher) -> None:
-    pid = launcher.start()
+    pid = launcher.start(dispositions=True)
+    ignored = signal_set(proc_status(pid)["SigIgn"])
+    assert {signal.SIGUSR2, signal.SIGWINCH} <= ignored and signal.SIGURG not in ignored
     os.kill(pid, signal.SIGHUP)
     os.kill(pid, signal.SIGUSR1)
     wait_for(lambda: launcher.mark("usr1") == "x")
