@@ -31,6 +31,7 @@ def spawn(
     timeout: float = 30.0,
     env: Mapping[str, str] | None = None,
     on_wait: Callable[[str, float], object] | None = None,
+    after_fork: Callable[[], object] | None = None,
     **options: Any,
 ) -> int:
     """Start ``argv`` as a daemon; return its PID once it is ready.
@@ -39,7 +40,9 @@ def spawn(
     ``unix:PATH``, ``file:PATH``. ``options`` are DaemonContext's
     ``working_directory``, ``umask``, ``stdin``, ``stdout``, ``stderr``,
     ``user``, ``group``. ``on_wait(what, seconds)`` is called about once a
-    second while waiting.
+    second while waiting. ``after_fork()`` is called once the daemon is
+    forked, while it starts: what it does (say, imports the launcher needs
+    afterwards) does not delay the command.
 
     Raises :class:`AlreadyRunning`, or :class:`StartupError` with the
     command's exit status if it exits before it is ready (127: not found,
@@ -65,6 +68,8 @@ def spawn(
         if channel is not None:  # the daemon: never returns
             ctx._channel = channel
             _become_command(ctx, creds, executable, list(argv))
+        if after_fork is not None:
+            after_fork()
         startup = _Startup(mode, timeout, watcher, channel_fd, status_fd, notify, on_wait)
         pid = startup.wait()
     except BaseException:
@@ -131,12 +136,13 @@ class _Startup:
     def wait(self) -> int:
         import select
 
+        os.set_blocking(self.channel_fd, False)
         poller = select.poll()
         for fd in (self.channel_fd, self.status_fd) + ((self.notify.sock.fileno(),) if self.notify else ()):
             poller.register(fd, select.POLLIN)
         started = time.monotonic()
         deadline = started + self.timeout
-        next_report, interval = started + 1.0, 0.001
+        next_report = started + 1.0
         try:
             while True:
                 if self.execed and self._ready():
@@ -149,13 +155,14 @@ class _Startup:
                     next_report += 1.0
                 wake = min(deadline, next_report)
                 if self.execed and self.mode.polls:
-                    wake = min(wake, now + interval)
-                    interval = min(interval * 2, 0.002)  # a refused connect costs ~50 µs
-                for fd, _ in poller.poll(max(0, int((wake - now) * 1000)) + 1):
-                    if fd == self.channel_fd:
-                        self._read_channel(poller)
-                    elif fd == self.status_fd:
-                        self._read_status()
+                    wake = min(wake, now + 0.001)  # a refused connect costs ~50 µs
+                ready = {fd for fd, _ in poller.poll(max(0, int((wake - now) * 1000 + 0.999)))}
+                if self.channel_fd in ready:  # first: see _read_channel
+                    self._read_channel(poller)
+                    if self.execed and self.mode.kind == "exec":
+                        continue
+                if self.status_fd in ready:
+                    self._read_status()
         finally:
             self._dismiss_watcher()
             os.close(self.channel_fd)
@@ -175,7 +182,18 @@ class _Startup:
         return [line.decode("utf-8", "replace") for line in lines], not chunk
 
     def _read_channel(self, poller: Any) -> None:
-        lines, eof = self._lines(self.channel_fd)
+        """Everything the daemon has written, and its EOF if that came too
+        (the fd is non-blocking): EOF after EXEC precedes any EXIT from the
+        watcher, so a command that exec'ed and exited at once is seen to
+        have exec'ed."""
+        lines: list[str] = []
+        eof = False
+        while not eof:
+            try:
+                more, eof = self._lines(self.channel_fd)
+            except BlockingIOError:
+                break
+            lines += more
         for line in lines:
             word, _, rest = line.partition(" ")
             if word == "PID":
@@ -215,7 +233,7 @@ class _Startup:
         raise StartupError(f"not ready after {self.timeout:g} s{what}; stopped it", 1)
 
     def _dismiss_watcher(self) -> None:
-        import signal
+        from .signals import signal
 
         try:
             os.kill(self.watcher, signal.SIGKILL)
