@@ -39,6 +39,9 @@ def daemonkit_venv() -> Path:
     venv = CACHE / "venv"
     if not (venv / "bin" / "daemonkit").exists():
         run(sys.executable, "-m", "venv", str(venv))
+    # A current pip: the `daemonkit` script that pip before 25 generated
+    # imported `re` (~5 ms) before running any daemonkit code.
+    run(str(venv / "bin" / "pip"), "install", "-q", "--upgrade", "pip")
     run(str(venv / "bin" / "pip"), "install", "-q", "--force-reinstall", "--no-deps", str(ROOT))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     run(str(venv / "bin" / "python"), "-m", "compileall", "-q", str(venv / "lib"), env=env)

@@ -13,7 +13,7 @@ from .errors import DaemonError
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
-    import signal
+    import signal as signal  # re-exported: other modules use this one too
     from collections.abc import Mapping
     from types import FrameType
     from typing import Any, Callable, NoReturn, Optional, Union

@@ -116,6 +116,15 @@ def test_already_running(cli: Cli) -> None:
     assert cli.pid("nap") == pid
 
 
+def test_exec_readiness_is_the_exec_even_for_a_command_that_exits_at_once(cli: Cli) -> None:
+    """The exec succeeding and the command's exit reach the launcher close
+    together; which came first must not depend on the scheduler."""
+    for attempt in range(20):
+        code, out, err = cli("start", "--name", f"brief{attempt}", "--", "true")
+        assert (code, err) == (0, ""), attempt
+        assert out.startswith(f"started brief{attempt} (pid ")
+
+
 @pytest.mark.parametrize(
     ("command", "status", "message"),
     [

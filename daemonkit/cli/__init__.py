@@ -7,117 +7,128 @@ RUNDIR/NAME.pid), records and messages.
 
 from __future__ import annotations
 
-import argparse
-import functools
-import os
-import signal
 import sys
 
 import daemonkit
 
 from .common import PROG, UsageError, fail
-from .launch import add_run_options, cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
+from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
 from .manage import cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
+from .parse import NAME, OPTIONAL_NAME, Command, Option, parse, parse_with_argparse, print_usage_of
 
+DESCRIPTION = "Run any command as a well-behaved daemon."
+SIGTERM = 15  # the same number on every POSIX system; the signal module costs an enum import
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's own formatter imports shutil (~4 ms, on every start) only
-    to ask for the terminal's width; os can answer that."""
+_STREAMS = (
+    Option("--log", "append stdout and stderr to FILE", metavar="FILE"),
+    Option("--stdout", "append stdout to FILE", metavar="FILE"),
+    Option("--stderr", "append stderr to FILE", metavar="FILE"),
+)
+# Unlike daemonize() (daemon(7): "/"), the CLI runs the command where you
+# are, as `nohup cmd &` would: `daemonkit start -- node app.js` must find app.js.
+_PROCESS = (
+    Option("--chdir", "working directory (default: the current one)", metavar="DIR", default="."),
+    Option("--umask", "octal (default: 022)", convert=parse_umask, default=0o022),
+    Option("--user", "run as this user (name or uid); needs root"),
+    Option("--group", "run with this group (name or gid); needs root"),
+    Option(
+        "--env", "set an environment variable (repeatable)", metavar="K=V", convert=parse_env, repeat=True
+    ),
+)
+_RUN_OPTIONS = (
+    Option("--name", "the daemon's name (default: the command's basename)"),
+    Option("--pidfile", "default: RUNDIR/NAME.pid"),
+    *_STREAMS,
+    *_PROCESS,
+    Option("--clear-env", "start from an empty environment", metavar=None),
+)
+_PIDFILE = Option("--pidfile", "instead of NAME")
 
-    def __init__(self, prog: str) -> None:
-        try:
-            columns = os.get_terminal_size(sys.stderr.fileno()).columns
-        except (OSError, ValueError):
-            columns = 80
-        super().__init__(prog, width=columns - 2)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Run any command as a well-behaved daemon.", formatter_class=_Formatter
+COMMANDS = {
+    command.name: command
+    for command in (
+        Command(
+            "start",
+            "start a command as a daemon",
+            cmd_start,
+            (
+                *_RUN_OPTIONS,
+                Option(
+                    "--wait-ready",
+                    "exec (default), notify, tcp:HOST:PORT, unix:PATH or file:PATH",
+                    metavar="MODE",
+                    default="exec",
+                ),
+                Option(
+                    "--timeout", "seconds to wait for readiness (default 30)", convert=float, default=30.0
+                ),
+            ),
+            takes_command=True,
+        ),
+        Command(
+            "run",
+            "run a command in the foreground (systemd, containers)",
+            cmd_run,
+            _RUN_OPTIONS,
+            takes_command=True,
+        ),
+        Command(
+            "stop",
+            "stop a daemon (TERM, then KILL after --timeout)",
+            cmd_stop,
+            (
+                _PIDFILE,
+                Option("--timeout", "seconds before SIGKILL (default 10)", convert=float, default=10.0),
+                Option("--signal", "default TERM", convert=signal_number, default=SIGTERM),
+                Option(
+                    "--unlocked",
+                    "also stop the probable writer of a pidfile without a lock (python-daemon, lockfile)",
+                    metavar=None,
+                ),
+            ),
+            takes_name=OPTIONAL_NAME,
+        ),
+        Command(
+            "status",
+            "show whether a daemon runs (LSB exit codes 0/1/3/4)",
+            cmd_status,
+            (_PIDFILE, Option("--json", metavar=None)),
+            takes_name=OPTIONAL_NAME,
+        ),
+        Command("reload", "send SIGHUP", cmd_reload, (_PIDFILE,), takes_name=OPTIONAL_NAME),
+        Command(
+            "restart",
+            "stop, then start again with the recorded command",
+            cmd_restart,
+            (_PIDFILE, Option("--timeout", convert=float, default=10.0)),
+            takes_name=OPTIONAL_NAME,
+        ),
+        Command(
+            "unit",
+            "print a systemd service unit for a command",
+            cmd_unit,
+            (
+                Option("--wait-ready", "notify gives Type=notify", metavar="MODE", default="exec"),
+                *_STREAMS,
+                *_PROCESS,
+                Option("--install", "write it where systemd looks for it", metavar=None),
+            ),
+            takes_name=NAME,
+            takes_command=True,
+        ),
+        Command("list", "list the daemons in RUNDIR", cmd_list, (Option("--json", metavar=None),)),
     )
-    parser.add_argument("--version", action="version", version=f"{PROG} {daemonkit.__version__}")
-    sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
-    add_parser = functools.partial(sub.add_parser, formatter_class=_Formatter)
-
-    start = add_parser("start", help="start a command as a daemon")
-    add_run_options(start)
-    start.add_argument(
-        "--wait-ready",
-        default="exec",
-        metavar="MODE",
-        help="exec (default), notify, tcp:HOST:PORT, unix:PATH or file:PATH",
-    )
-    start.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for readiness (default 30)"
-    )
-    start.set_defaults(func=cmd_start)
-
-    run = add_parser("run", help="run a command in the foreground (systemd, containers)")
-    add_run_options(run)
-    run.set_defaults(func=cmd_run)
-
-    def target(name: str, help: str) -> argparse.ArgumentParser:
-        p = add_parser(name, help=help)
-        p.add_argument("name", nargs="?", metavar="NAME")
-        p.add_argument("--pidfile", help="instead of NAME")
-        return p
-
-    stop = target("stop", "stop a daemon (TERM, then KILL after --timeout)")
-    stop.add_argument("--timeout", type=float, default=10.0, help="seconds before SIGKILL (default 10)")
-    stop.add_argument("--signal", type=signal_number, default=signal.SIGTERM, help="default TERM")
-    stop.add_argument(
-        "--unlocked",
-        action="store_true",
-        help="also stop the probable writer of a pidfile without a lock (python-daemon, lockfile)",
-    )
-    stop.set_defaults(func=cmd_stop)
-    status = target("status", "show whether a daemon runs (LSB exit codes 0/1/3/4)")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
-    target("reload", "send SIGHUP").set_defaults(func=cmd_reload)
-    restart = target("restart", "stop, then start again with the recorded command")
-    restart.add_argument("--timeout", type=float, default=10.0)
-    restart.set_defaults(func=cmd_restart)
-    unit = add_parser("unit", help="print a systemd service unit for a command")
-    unit.add_argument("name", metavar="NAME")
-    unit.add_argument("--wait-ready", default="exec", metavar="MODE", help="notify gives Type=notify")
-    unit.add_argument("--log", metavar="FILE")
-    unit.add_argument("--stdout", metavar="FILE")
-    unit.add_argument("--stderr", metavar="FILE")
-    unit.add_argument("--chdir", metavar="DIR", default=".")
-    unit.add_argument("--umask", type=parse_umask, default=0o022)
-    unit.add_argument("--user")
-    unit.add_argument("--group")
-    unit.add_argument("--env", action="append", default=[], type=parse_env, metavar="K=V")
-    unit.add_argument("--install", action="store_true", help="write it where systemd looks for it")
-    unit.add_argument("command", nargs="*", help="-- COMMAND [ARGS...]")
-    unit.set_defaults(func=cmd_unit)
-
-    listing = add_parser("list", help="list the daemons in RUNDIR")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_list)
-    return parser
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    # Everything after the first "--" is the command, untouched: argparse's
-    # own handling of "--" after a subcommand's positionals is unreliable.
-    command: list[str] | None = None
-    if "--" in argv:
-        split = argv.index("--")
-        argv, command = argv[:split], argv[split + 1 :]
-    args = parser.parse_args(argv)
-    if command is not None:
-        if not hasattr(args, "command") or args.command:
-            parser.error("unexpected arguments before or after --")
-        args.command = command
+    version = f"{PROG} {daemonkit.__version__}"
+    args = parse(COMMANDS, argv) or parse_with_argparse(COMMANDS, argv, PROG, DESCRIPTION, version)
     try:
         return int(args.func(args))
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
+        print_usage_of(COMMANDS, PROG, DESCRIPTION, version)
         return fail(str(exc), 2)
     except daemonkit.DaemonError as exc:
         return fail(str(exc), 1)

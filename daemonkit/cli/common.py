@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
-    import argparse
+    from .parse import Args
 
 PROG = "daemonkit"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*\Z")
+_NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
 
 
 class UsageError(Exception):
@@ -34,12 +33,14 @@ def rundir() -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    """Letters, digits and . _ @ + -, starting with a letter or digit: a
+    file name in RUNDIR, and a systemd unit name."""
+    if not name or not name[0].isascii() or not name[0].isalnum() or not set(name) <= _NAME_CHARACTERS:
         raise UsageError(f"invalid name {name!r}: use letters, digits and . _ @ + - (no slashes)")
     return name
 
 
-def pidfile_of(args: argparse.Namespace) -> tuple[str, str]:
+def pidfile_of(args: Args) -> tuple[str, str]:
     """(name, pidfile) from NAME or --pidfile."""
     if args.pidfile:
         path = os.path.abspath(args.pidfile)

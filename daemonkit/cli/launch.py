@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -11,6 +10,7 @@ import time
 import daemonkit
 
 from .common import PROG, UsageError, check_name, ensure_rundir, error, fail, pidfile_of, rundir
+from .parse import Args
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
@@ -23,52 +23,26 @@ def parse_umask(text: str) -> int:
     try:
         value = int(text, 8)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid umask {text!r}: use octal, such as 022") from None
+        raise UsageError(f"invalid umask {text!r}: use octal, such as 022") from None
     if not 0 <= value <= 0o777:
-        raise argparse.ArgumentTypeError(f"invalid umask {text!r}: use octal, such as 022")
+        raise UsageError(f"invalid umask {text!r}: use octal, such as 022")
     return value
 
 
 def parse_env(text: str) -> str:
     if "=" not in text or text.startswith("="):
-        raise argparse.ArgumentTypeError(f"invalid --env {text!r}: use KEY=VALUE")
+        raise UsageError(f"invalid --env {text!r}: use KEY=VALUE")
     return text
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="the daemon's name (default: the command's basename)")
-    parser.add_argument("--pidfile", help="default: RUNDIR/NAME.pid")
-    parser.add_argument("--log", metavar="FILE", help="append stdout and stderr to FILE")
-    parser.add_argument("--stdout", metavar="FILE", help="append stdout to FILE")
-    parser.add_argument("--stderr", metavar="FILE", help="append stderr to FILE")
-    # Unlike daemonize() (daemon(7): "/"), the CLI runs the command where you
-    # are, as `nohup cmd &` would: `daemonkit start -- node app.js` must find app.js.
-    parser.add_argument(
-        "--chdir", metavar="DIR", default=".", help="working directory (default: the current one)"
-    )
-    parser.add_argument("--umask", type=parse_umask, default=0o022, help="octal (default: 022)")
-    parser.add_argument("--user", help="run as this user (name or uid); needs root")
-    parser.add_argument("--group", help="run with this group (name or gid); needs root")
-    parser.add_argument(
-        "--env",
-        action="append",
-        default=[],
-        type=parse_env,
-        metavar="K=V",
-        help="set an environment variable (repeatable)",
-    )
-    parser.add_argument("--clear-env", action="store_true", help="start from an empty environment")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-
-
-def _command_of(args: argparse.Namespace) -> list[str]:
+def _command_of(args: Args) -> list[str]:
     command = list(args.command)
     if not command:
         raise UsageError("no command given: daemonkit start [options] -- COMMAND [ARGS...]")
     return command
 
 
-def _environment(args: argparse.Namespace) -> dict[str, str] | None:
+def _environment(args: Args) -> dict[str, str] | None:
     if not args.env and not args.clear_env:
         return None
     environ = {} if args.clear_env else dict(os.environ)
@@ -78,14 +52,14 @@ def _environment(args: argparse.Namespace) -> dict[str, str] | None:
     return environ
 
 
-def _streams(args: argparse.Namespace, default_log: str | None) -> dict[str, str | None]:
+def _streams(args: Args, default_log: str | None) -> dict[str, str | None]:
     log = args.log or (None if args.stdout or args.stderr else default_log)
     stdout = args.stdout or log
     stderr = args.stderr or log
     return {name: os.path.abspath(p) if p else None for name, p in (("stdout", stdout), ("stderr", stderr))}
 
 
-def _context_options(args: argparse.Namespace, default_log: str | None) -> dict[str, Any]:
+def _context_options(args: Args, default_log: str | None) -> dict[str, Any]:
     user: str | int | None = int(args.user) if args.user and args.user.isdigit() else args.user
     group: str | int | None = int(args.group) if args.group and args.group.isdigit() else args.group
     return {
@@ -131,9 +105,13 @@ def _log_tail(paths: list[str | None]) -> list[str]:
     return []
 
 
-def cmd_start(args: argparse.Namespace) -> int:
-    from daemonkit import record  # json: loaded only where records are used
+def _import_record() -> None:
+    """json (with the re and enum modules it imports) takes ~5 ms to load:
+    while the command starts, not before its exec or after it is ready."""
+    from daemonkit import record  # noqa: F401
 
+
+def cmd_start(args: Args) -> int:
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
     name, pidfile = pidfile_of(args)
@@ -149,6 +127,7 @@ def cmd_start(args: argparse.Namespace) -> int:
                 wait_ready=args.wait_ready,
                 timeout=args.timeout,
                 on_wait=progress,
+                after_fork=_import_record,
                 **options,
             )
         finally:
@@ -161,6 +140,7 @@ def cmd_start(args: argparse.Namespace) -> int:
             sys.stderr.write(line + "\n")
         return exc.exit_status
     elapsed_ms = (time.monotonic() - started) * 1000
+    from daemonkit import record
     # The options as parsed (less the handler function), so that restart can
     # rebuild the same Namespace.
     options_seen = {key: value for key, value in vars(args).items() if key != "func"}
@@ -187,7 +167,7 @@ def _already_running(exc: daemonkit.AlreadyRunning, pidfile: str, name: str) -> 
     return f"already running ({who}); see '{PROG} status {name}'"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: Args) -> int:
     command = _command_of(args)
     pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
     if args.name and not pidfile:
@@ -203,7 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return fail(str(exc), exc.exit_status)
 
 
-def cmd_restart(args: argparse.Namespace) -> int:
+def cmd_restart(args: Args) -> int:
     from daemonkit import record  # json: loaded only where records are used
 
     name, pidfile = pidfile_of(args)
@@ -216,7 +196,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
         daemonkit.stop(pidfile, args.timeout)
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
-    start_args = argparse.Namespace(**recorded["options"])
+    start_args = Args(**recorded["options"])
     return cmd_start(start_args)
 
 
@@ -228,7 +208,7 @@ def _unit_directory() -> tuple[str, str, str]:
     return os.path.join(config, "systemd", "user"), "default.target", "systemctl --user"
 
 
-def cmd_unit(args: argparse.Namespace) -> int:
+def cmd_unit(args: Args) -> int:
     command = _command_of(args)
     name = check_name(args.name)
     environ = dict(item.partition("=")[::2] for item in args.env)

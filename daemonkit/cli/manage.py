@@ -3,32 +3,34 @@ at or act on a running daemon."""
 
 from __future__ import annotations
 
-import argparse
 import os
-import signal
 import sys
 import time
 
 import daemonkit
 
-from .common import PROG, fail, pidfile_of, rundir
+from .common import PROG, UsageError, fail, pidfile_of, rundir
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
+    from .parse import Args
+
 
 def signal_number(text: str) -> int:
+    import signal
+
     name = text.upper()
     name = name if name.startswith("SIG") else "SIG" + name
     if name.removeprefix("SIG").isdigit():
         return int(name.removeprefix("SIG"))
     if not hasattr(signal, name) or name.startswith("SIG_"):
-        raise argparse.ArgumentTypeError(f"unknown signal {text!r}")
+        raise UsageError(f"unknown signal {text!r}")
     return int(getattr(signal, name))
 
 
-def cmd_stop(args: argparse.Namespace) -> int:
+def cmd_stop(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     state = daemonkit.status(pidfile)
     if state.state == "unknown":
@@ -41,6 +43,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def on_kill(pid: int) -> None:
+        import signal
+
         sig = signal.Signals(args.signal).name
         print(f"{name}: still running {args.timeout:g} s after {sig}; sending SIGKILL", file=sys.stderr)
 
@@ -81,7 +85,7 @@ def _describe(name: str, pidfile: str) -> dict[str, Any]:
     }
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     info = _describe(name, pidfile)
     if args.json:
@@ -107,7 +111,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     return int(info["lsb"])
 
 
-def cmd_reload(args: argparse.Namespace) -> int:
+def cmd_reload(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     if not daemonkit.reload(pidfile):
         return fail(f"{name}: not running", 3)
@@ -115,7 +119,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: Args) -> int:
     directory = rundir()
     try:
         entries = os.listdir(directory)
