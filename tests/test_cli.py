@@ -116,6 +116,28 @@ def test_already_running(cli: Cli) -> None:
     assert cli.pid("nap") == pid
 
 
+IMPORTS_BEFORE_THE_EXEC = """
+import sys
+import daemonkit.cli  # what the daemonkit script imports
+seen = set()
+daemonkit.spawn(["true"], pidfile=sys.argv[1], after_fork=lambda: seen.update(sys.modules))
+print(" ".join(sorted({"argparse", "enum", "json", "re", "socket", "typing"} & seen)))
+"""
+
+
+def test_start_imports_nothing_heavy_before_the_exec(tmp_path: Path) -> None:
+    """A guard on start's speed, in module counts rather than milliseconds:
+    what the command waits for is what the launcher loaded before forking."""
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", IMPORTS_BEFORE_THE_EXEC, str(tmp_path / "t.pid")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(PYTHONPATH=str(Path(__file__).parent.parent)),
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "\n")
+
+
 def test_exec_readiness_is_the_exec_even_for_a_command_that_exits_at_once(cli: Cli) -> None:
     """The exec succeeding and the command's exit reach the launcher close
     together; which came first must not depend on the scheduler."""
