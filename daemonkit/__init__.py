@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .control import Status, UnlockedPidFile, reload, status, stop
     from .foreground import run
     from .kill import StopError
-    from .spawn import spawn
+    from .spawning import spawn
     from .systemd import (
         listen_fds,
         listen_fds_with_names,
@@ -82,7 +82,7 @@ _LAZY = {
     "StopError": "kill",
     "UnlockedPidFile": "control",
     "run": "foreground",
-    "spawn": "spawn",
+    "spawn": "spawning",
     "service_unit": "unit",
     "listen_fds": "systemd",
     "listen_fds_with_names": "systemd",

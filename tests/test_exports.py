@@ -41,6 +41,20 @@ def test_public_names_are_pinned() -> None:
         assert getattr(daemonkit, name) is not None
 
 
+def test_importing_any_submodule_never_hides_a_public_name() -> None:
+    """Importing daemonkit.X binds X on the package: a module named like a
+    public function would replace that function."""
+    import importlib
+    import pkgutil
+    import types
+
+    for module in pkgutil.walk_packages(daemonkit.__path__, "daemonkit."):
+        if module.name != "daemonkit.__main__":
+            importlib.import_module(module.name)
+    hidden = [name for name in daemonkit.__all__ if isinstance(getattr(daemonkit, name), types.ModuleType)]
+    assert hidden == []
+
+
 @pytest.mark.parametrize(
     "error",
     [
