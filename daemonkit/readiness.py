@@ -13,6 +13,20 @@ import os
 
 from .errors import DaemonError
 
+TYPE_CHECKING = False  # see __init__.py
+if TYPE_CHECKING:
+    import socket as _socket
+    from typing import Any
+else:
+    # The C module behind `socket`. Checks run every millisecond while the
+    # command starts, and compete with it for the CPU: its plain calls cost
+    # less than socket's wrappers, and importing `socket` (enum, selectors)
+    # would take ~5 ms of that CPU time.
+    try:
+        import _socket
+    except ImportError:  # not CPython
+        import socket as _socket
+
 
 class WaitReady:
     """A parsed ``--wait-ready`` mode. ``check()`` probes it once."""
@@ -22,6 +36,7 @@ class WaitReady:
         kind, _, rest = spec.partition(":")
         self.kind = kind
         self.address: tuple[str, int] | str | None = None
+        self._targets: list[tuple[int, Any]] | None = None
         if kind in ("exec", "notify") and not rest:
             return
         if kind in ("unix", "file") and rest:
@@ -45,25 +60,31 @@ class WaitReady:
         if self.kind == "file":
             assert isinstance(self.address, str)
             return os.path.exists(self.address)
-        import socket  # here, not at import: the launcher imports it while the command starts
-
-        if self.kind == "tcp":
-            assert isinstance(self.address, tuple)
+        if self.kind not in ("tcp", "unix"):
+            return False
+        if self._targets is None:
+            self._targets = _resolve(self.kind, self.address)
+        for family, address in self._targets:
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
             try:
-                socket.create_connection(self.address, timeout=0.5).close()
-            except OSError:
-                return False
-            return True
-        if self.kind == "unix":
-            assert isinstance(self.address, str)
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(0.5)
-                try:
-                    sock.connect(self.address)
-                except OSError:
-                    return False
-            return True
+                if sock.connect_ex(address) == 0:
+                    return True
+            finally:
+                sock.close()
         return False
+
+
+def _resolve(kind: str, address: Any) -> list[tuple[int, Any]]:
+    """(family, address) pairs to try, looked up once."""
+    if kind == "unix":
+        return [(_socket.AF_UNIX, address)]
+    assert isinstance(address, tuple)
+    try:
+        found = _socket.getaddrinfo(address[0], address[1], 0, _socket.SOCK_STREAM)
+    except OSError:
+        return []  # an unknown host is never ready; the timeout says so
+    return [(family, sockaddr) for family, _, _, _, sockaddr in found]
 
 
 class NotifySocket:

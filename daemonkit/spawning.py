@@ -41,8 +41,8 @@ def spawn(
     ``working_directory``, ``umask``, ``stdin``, ``stdout``, ``stderr``,
     ``user``, ``group``. ``on_wait(what, seconds)`` is called about once a
     second while waiting. ``after_fork()`` is called once the daemon is
-    forked, while it starts: what it does (say, imports the launcher needs
-    afterwards) does not delay the command.
+    forked, while it starts: what it does delays neither the exec nor the
+    return, though it competes with the command for the CPU.
 
     Raises :class:`AlreadyRunning`, or :class:`StartupError` with the
     command's exit status if it exits before it is ready (127: not found,

@@ -105,12 +105,6 @@ def _log_tail(paths: list[str | None]) -> list[str]:
     return []
 
 
-def _import_record() -> None:
-    """json (with the re and enum modules it imports) takes ~5 ms to load:
-    while the command starts, not before its exec or after it is ready."""
-    from daemonkit import record  # noqa: F401
-
-
 def cmd_start(args: Args) -> int:
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
@@ -127,7 +121,6 @@ def cmd_start(args: Args) -> int:
                 wait_ready=args.wait_ready,
                 timeout=args.timeout,
                 on_wait=progress,
-                after_fork=_import_record,
                 **options,
             )
         finally:
@@ -140,7 +133,10 @@ def cmd_start(args: Args) -> int:
             sys.stderr.write(line + "\n")
         return exc.exit_status
     elapsed_ms = (time.monotonic() - started) * 1000
+    # json brings re and enum: ~5 ms of CPU, loaded only now, not while the
+    # command starts (it would compete with it for the CPU) or before the exec.
     from daemonkit import record
+
     # The options as parsed (less the handler function), so that restart can
     # rebuild the same Namespace.
     options_seen = {key: value for key, value in vars(args).items() if key != "func"}
