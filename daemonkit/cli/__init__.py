@@ -15,9 +15,8 @@ import daemonkit
 from .common import PROG, UsageError, fail
 from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
 from .manage import cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
-from .parse import NAME, OPTIONAL_NAME, Command, Option, parse, parse_with_argparse, print_usage_of
+from .parse import NAME, OPTIONAL_NAME, Command, Option, Program
 
-DESCRIPTION = "Run any command as a well-behaved daemon."
 SIGTERM = 15  # the same number on every POSIX system; the signal module costs an enum import
 
 _STREAMS = (
@@ -45,9 +44,11 @@ _RUN_OPTIONS = (
 )
 _PIDFILE = Option("--pidfile", "instead of NAME")
 
-COMMANDS = {
-    command.name: command
-    for command in (
+PROGRAM = Program(
+    PROG,
+    "Run any command as a well-behaved daemon.",
+    f"{PROG} {daemonkit.__version__}",
+    (
         Command(
             "start",
             "start a command as a daemon",
@@ -118,18 +119,16 @@ COMMANDS = {
             takes_command=True,
         ),
         Command("list", "list the daemons in RUNDIR", cmd_list, (Option("--json", metavar=None),)),
-    )
-}
+    ),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    version = f"{PROG} {daemonkit.__version__}"
-    args = parse(COMMANDS, argv) or parse_with_argparse(COMMANDS, argv, PROG, DESCRIPTION, version)
+    args = PROGRAM.parse(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args))
     except UsageError as exc:
-        print_usage_of(COMMANDS, PROG, DESCRIPTION, version)
+        PROGRAM.print_usage()
         return fail(str(exc), 2)
     except daemonkit.DaemonError as exc:
         return fail(str(exc), 1)

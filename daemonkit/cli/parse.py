@@ -1,10 +1,10 @@
 """The command line, described once and read two ways.
 
-Every well-formed command line is read by :func:`parse`, a few lines over
-the table of commands and options. argparse reads the same table, but is
-imported only for ``--help``, ``--version`` and mistakes, where its messages
-are wanted: with the ``re`` and ``enum`` modules it brings, it costs ~8 ms,
-a third of what ``daemonkit start`` spends before its command runs.
+Every well-formed command line is read by a few lines over one table of
+commands and options. argparse reads the same table, but is imported only
+for ``--help``, ``--version`` and mistakes, where its messages are wanted:
+with the ``re`` and ``enum`` modules it brings, it costs ~8 ms, a third of
+what ``daemonkit start`` spends before its command runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .common import UsageError
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
     from typing import Any, Callable
 
 # What a command takes besides options: nothing, an optional NAME, NAME.
@@ -78,124 +78,129 @@ class Args:
         self.__dict__[name] = value
 
 
-def parse(commands: Mapping[str, Command], argv: Sequence[str]) -> Args | None:
-    """The command line as Args, or None for anything but a plain, valid one
-    (help, a mistake, an abbreviation): then argparse must read it."""
-    argv, command = split_command(argv)
-    if not argv or argv[0] not in commands:
-        return None
-    spec = commands[argv[0]]
-    values: dict[str, Any] = {"action": spec.name, "func": spec.func}
-    for option in spec.options:
-        values[option.dest] = [] if option.repeat else option.default
-    names = []
-    rest = iter(argv[1:])
-    for token in rest:
-        if not token.startswith("-"):
-            names.append(token)
-            continue
-        flag, equals, text = token.partition("=")
-        found = spec.by_flag.get(flag)
-        if found is None or (found.metavar is None and equals):
+class Program:
+    """The whole command line: ``name COMMAND [options] [NAME] [-- ...]``."""
+
+    def __init__(self, name: str, description: str, version: str, commands: Sequence[Command]) -> None:
+        self.name, self.description, self.version = name, description, version
+        self.commands = {command.name: command for command in commands}
+
+    def parse(self, argv: Sequence[str]) -> Args:
+        """The command line as Args. argparse prints help or the mistake and
+        exits, or reads what the quick parser leaves to it (``start CMD``
+        without ``--``, or ``--time`` for ``--timeout``)."""
+        args = self._parse_quickly(argv)
+        if args is not None:
+            return args
+        parser = self._argparse_parser()
+        argv, command = _split_command(argv)
+        namespace = parser.parse_args(argv)
+        if command is not None:
+            if not hasattr(namespace, "command") or namespace.command:
+                parser.error("unexpected arguments before or after --")
+            namespace.command = command
+        return Args(**vars(namespace))
+
+    def print_usage(self) -> None:
+        self._argparse_parser().print_usage(sys.stderr)
+
+    def _parse_quickly(self, argv: Sequence[str]) -> Args | None:
+        """None for anything but a plain, valid command line."""
+        argv, command = _split_command(argv)
+        spec = self.commands.get(argv[0]) if argv else None
+        if spec is None:
             return None
-        option = found
-        if option.metavar is None:
-            values[option.dest] = True
-            continue
-        if not equals:
-            text = next(rest, "-")
-            if text.startswith("-"):  # a missing value, as argparse sees it
+        values: dict[str, Any] = {"action": spec.name, "func": spec.func}
+        for option in spec.options:
+            values[option.dest] = [] if option.repeat else option.default
+        names = []
+        rest = iter(argv[1:])
+        for token in rest:
+            if not token.startswith("-"):
+                names.append(token)
+                continue
+            flag, equals, text = token.partition("=")
+            found = spec.by_flag.get(flag)
+            if found is None or (found.metavar is None and equals):
                 return None
-        try:
-            value = option.convert(text) if option.convert else text
-        except (UsageError, ValueError):
+            option = found
+            if option.metavar is None:
+                values[option.dest] = True
+                continue
+            if not equals:
+                text = next(rest, "-")
+                if text.startswith("-"):  # a missing value, as argparse sees it
+                    return None
+            try:
+                value = option.convert(text) if option.convert else text
+            except (UsageError, ValueError):
+                return None
+            if option.repeat:
+                values[option.dest].append(value)
+            else:
+                values[option.dest] = value
+        if len(names) > (spec.takes_name != NO_NAME) or (spec.takes_name == NAME and not names):
             return None
-        if option.repeat:
-            values[option.dest].append(value)
-        else:
-            values[option.dest] = value
-    if len(names) > (spec.takes_name != NO_NAME) or (spec.takes_name == NAME and not names):
-        return None
-    if spec.takes_name != NO_NAME:
-        values["name"] = names[0] if names else None
-    if spec.takes_command:
-        values["command"] = command or []
-    elif command is not None:
-        return None
-    return Args(**values)
+        if spec.takes_name != NO_NAME:
+            values["name"] = names[0] if names else None
+        if spec.takes_command:
+            values["command"] = command or []
+        elif command is not None:
+            return None
+        return Args(**values)
+
+    def _argparse_parser(self) -> argparse.ArgumentParser:
+        import argparse
+
+        class Formatter(argparse.HelpFormatter):
+            """argparse's own formatter imports shutil (~4 ms) only to ask
+            for the terminal's width; os can answer that."""
+
+            def __init__(self, prog: str) -> None:
+                try:
+                    columns = os.get_terminal_size(sys.stderr.fileno()).columns
+                except (OSError, ValueError):
+                    columns = 80
+                super().__init__(prog, width=columns - 2)
+
+        parser = argparse.ArgumentParser(
+            prog=self.name, description=self.description, formatter_class=Formatter
+        )
+        parser.add_argument("--version", action="version", version=self.version)
+        sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
+        for spec in self.commands.values():
+            p = sub.add_parser(spec.name, help=spec.help, formatter_class=Formatter)
+            if spec.takes_name != NO_NAME:
+                optional = spec.takes_name == OPTIONAL_NAME
+                p.add_argument("name", nargs="?" if optional else None, metavar="NAME")
+            for option in spec.options:
+                if option.metavar is None:
+                    p.add_argument(option.flag, action="store_true", help=option.help)
+                    continue
+                p.add_argument(
+                    option.flag,
+                    metavar=option.metavar,
+                    default=[] if option.repeat else option.default,
+                    action="append" if option.repeat else "store",
+                    type=_for_argparse(option.convert) if option.convert else str,
+                    help=option.help,
+                )
+            if spec.takes_command:
+                # Without "--", start and run take the rest as the command.
+                nargs = argparse.REMAINDER if spec.takes_name == NO_NAME else "*"
+                p.add_argument("command", nargs=nargs, help="-- COMMAND [ARGS...]")
+            p.set_defaults(func=spec.func)
+        return parser
 
 
-def split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
-    """Everything after the first "--" is the command, untouched."""
+def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
+    """Everything after the first "--" is the command, untouched: argparse's
+    own handling of "--" after a subcommand's positionals is unreliable."""
     argv = list(argv)
     if "--" not in argv:
         return argv, None
     split = argv.index("--")
     return argv[:split], argv[split + 1 :]
-
-
-def parse_with_argparse(
-    commands: Mapping[str, Command], argv: Sequence[str], prog: str, description: str, version: str
-) -> Args:
-    """What :func:`parse` declined: argparse prints help or the mistake and
-    exits, or reads a form parse leaves to it (such as ``start CMD`` without
-    ``--``, or ``--time`` for ``--timeout``)."""
-
-    parser = _argparse_parser(commands, prog, description, version)
-    argv, command = split_command(argv)
-    args = parser.parse_args(argv)
-    if command is not None:
-        if not hasattr(args, "command") or args.command:
-            parser.error("unexpected arguments before or after --")
-        args.command = command
-    return Args(**vars(args))
-
-
-def print_usage_of(commands: Mapping[str, Command], prog: str, description: str, version: str) -> None:
-    _argparse_parser(commands, prog, description, version).print_usage(sys.stderr)
-
-
-def _argparse_parser(
-    commands: Mapping[str, Command], prog: str, description: str, version: str
-) -> argparse.ArgumentParser:
-    import argparse
-
-    class Formatter(argparse.HelpFormatter):
-        """argparse's own formatter imports shutil (~4 ms) only to ask for
-        the terminal's width; os can answer that."""
-
-        def __init__(self, prog: str) -> None:
-            try:
-                columns = os.get_terminal_size(sys.stderr.fileno()).columns
-            except (OSError, ValueError):
-                columns = 80
-            super().__init__(prog, width=columns - 2)
-
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=Formatter)
-    parser.add_argument("--version", action="version", version=version)
-    sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
-    for spec in commands.values():
-        p = sub.add_parser(spec.name, help=spec.help, formatter_class=Formatter)
-        if spec.takes_name != NO_NAME:
-            p.add_argument("name", nargs="?" if spec.takes_name == OPTIONAL_NAME else None, metavar="NAME")
-        for option in spec.options:
-            if option.metavar is None:
-                p.add_argument(option.flag, action="store_true", help=option.help)
-                continue
-            p.add_argument(
-                option.flag,
-                metavar=option.metavar,
-                default=[] if option.repeat else option.default,
-                action="append" if option.repeat else "store",
-                type=_for_argparse(option.convert) if option.convert else str,
-                help=option.help,
-            )
-        if spec.takes_command:
-            # Without "--", start and run take the rest as the command, as before.
-            nargs = argparse.REMAINDER if spec.takes_name == NO_NAME else "*"
-            p.add_argument("command", nargs=nargs, help="-- COMMAND [ARGS...]")
-        p.set_defaults(func=spec.func)
-    return parser
 
 
 def _for_argparse(convert: Callable[[str], Any]) -> Callable[[str], Any]:
