@@ -116,6 +116,31 @@ def test_already_running(cli: Cli) -> None:
     assert cli.pid("nap") == pid
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["start", "--name", "web", "--wait-ready", "tcp:127.0.0.1:80", "--timeout", "5", "--env", "A=1"]
+        + ["--env=B=2", "--clear-env", "--umask", "027", "--", "node", "app.js", "--port", "80"],
+        ["run", "--log", "x.log", "--user", "1", "--chdir=/srv", "--", "sleep", "1"],
+        ["stop", "web", "--timeout", "3", "--signal", "KILL", "--unlocked"],
+        ["stop"],
+        ["status", "--pidfile", "/run/x.pid", "--json"],
+        ["reload", "web"],
+        ["restart", "web", "--timeout=2"],
+        ["unit", "web", "--wait-ready", "notify", "--install", "--stdout", "o", "--", "sleep", "1"],
+        ["list", "--json"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_the_quick_parser_reads_the_table_as_argparse_does(argv: list[str]) -> None:
+    from daemonkit.cli import PROGRAM
+    from daemonkit.cli.parse import Args
+
+    quick = PROGRAM._parse_quickly(argv)
+    assert isinstance(quick, Args), "a valid command line must not need argparse"
+    assert vars(quick) == vars(PROGRAM.parse(argv, quick=False))
+
+
 IMPORTS_BEFORE_THE_EXEC = """
 import sys
 import daemonkit.cli  # what the daemonkit script imports

@@ -42,6 +42,8 @@ class Option:
         self.flag, self.help, self.default, self.convert, self.repeat = flag, help, default, convert, repeat
         self.dest = flag.removeprefix("--").replace("-", "_")
         self.metavar = self.dest.upper() if metavar == "" else metavar
+        if metavar is None:  # a flag: off unless given, as argparse's store_true
+            self.default = False
 
 
 class Command:
@@ -85,11 +87,11 @@ class Program:
         self.name, self.description, self.version = name, description, version
         self.commands = {command.name: command for command in commands}
 
-    def parse(self, argv: Sequence[str]) -> Args:
+    def parse(self, argv: Sequence[str], *, quick: bool = True) -> Args:
         """The command line as Args. argparse prints help or the mistake and
         exits, or reads what the quick parser leaves to it (``start CMD``
         without ``--``, or ``--time`` for ``--timeout``)."""
-        args = self._parse_quickly(argv)
+        args = self._parse_quickly(argv) if quick else None
         if args is not None:
             return args
         parser = self._argparse_parser()
