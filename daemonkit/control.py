@@ -82,8 +82,13 @@ class Status:
 
     @property
     def lsb_code(self) -> int:
-        codes = {"running": LSB_RUNNING, "dead": LSB_DEAD_PIDFILE, "stale": LSB_DEAD_PIDFILE}
-        return codes.get(self.state, LSB_NOT_RUNNING if self.state == "stopped" else LSB_UNKNOWN)
+        codes = {
+            "running": LSB_RUNNING,
+            "dead": LSB_DEAD_PIDFILE,
+            "stale": LSB_DEAD_PIDFILE,
+            "stopped": LSB_NOT_RUNNING,
+        }
+        return codes.get(self.state, LSB_UNKNOWN)
 
     def as_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
