@@ -13,7 +13,17 @@ import sys
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
+    import signal as signal  # re-exported: the signal module the other modules use
     from collections.abc import Iterable
+else:
+    try:
+        # CPython's C module behind `signal`: the same calls on plain ints,
+        # without the enum wrappers, whose import (enum, functools,
+        # collections) costs ~4 ms before `daemonkit start` can exec its
+        # command, or `daemonkit stop` can signal.
+        import _signal as signal
+    except ImportError:  # another Python
+        import signal
 
 # Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
 # next owner, so a signal sent through it cannot hit a reused PID.
@@ -251,8 +261,6 @@ def pidfd_open(pid: int) -> int | None:
 def send_signal(pid: int, sig: int, pidfd: int | None) -> None:
     """Signal through the pidfd when there is one, so a reused PID is safe."""
     if pidfd is not None:
-        import signal
-
         signal.pidfd_send_signal(pidfd, sig)
     else:
         os.kill(pid, sig)

@@ -8,9 +8,9 @@ process is left alone.
 from __future__ import annotations
 
 import os
-import signal as _signal
 
 from . import _posix
+from ._posix import signal as _signal
 from .errors import DaemonError, PidFileError
 from .kill import Target
 from .pidfile import lock_holder, read_pid, remove_stale, still_holds, untrusted

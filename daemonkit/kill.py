@@ -11,9 +11,9 @@ recycled (the kernel keeps a group's id reserved while it has members).
 from __future__ import annotations
 
 import os
-import signal
 
 from . import _posix
+from ._posix import signal
 from .errors import DaemonError
 
 TYPE_CHECKING = False  # see __init__.py

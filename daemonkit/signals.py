@@ -9,24 +9,17 @@ thread is an error, not a silent no-op.
 
 from __future__ import annotations
 
+from ._posix import signal
 from .errors import DaemonError
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
-    import signal as signal  # re-exported: other modules use this one too
+    import signal as _enums
     from collections.abc import Mapping
     from types import FrameType
     from typing import Any, Callable, NoReturn, Optional, Union
 
-    Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
-else:
-    try:
-        # The C module behind `signal`: the same calls on plain ints, without
-        # the enum wrappers, whose import (enum, functools, collections)
-        # costs ~4 ms before `daemonkit start` can exec its command.
-        import _signal as signal
-    except ImportError:  # not CPython
-        import signal
+    Handler = Union[Callable[[int, Optional[FrameType]], Any], int, _enums.Handlers, None]
 
 # Job-control signals would stop a daemon that touches a terminal; they are
 # ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
@@ -40,7 +33,7 @@ def _set(sig: int, handler: Handler) -> None:
     if handler is None:
         handler = signal.SIG_IGN
     elif not callable(handler):
-        handler = int(handler)  # signal.SIG_IGN is an IntEnum member; _signal takes ints only
+        handler = int(handler)  # signal.SIG_IGN is an IntEnum member; _posix.signal takes ints
     try:
         signal.signal(sig, handler)
     except ValueError as exc:

@@ -233,7 +233,7 @@ class _Startup:
         raise StartupError(f"not ready after {self.timeout:g} s{what}; stopped it", 1)
 
     def _dismiss_watcher(self) -> None:
-        from .signals import signal
+        from ._posix import signal
 
         try:
             os.kill(self.watcher, signal.SIGKILL)
