@@ -138,7 +138,7 @@ def cmd_start(args: Args) -> int:
     from daemonkit import record
 
     # The options as parsed (less the handler function), so that restart can
-    # rebuild the same Namespace.
+    # rebuild the same Args.
     options_seen = {key: value for key, value in vars(args).items() if key != "func"}
     record.write(
         pidfile,
@@ -156,11 +156,12 @@ def cmd_start(args: Args) -> int:
 
 def _already_running(exc: daemonkit.AlreadyRunning, pidfile: str, name: str) -> str:
     """What holds the pidfile: the daemon, or what a dead one left running."""
-    state = daemonkit.status(pidfile) if exc.pid is None else None
-    if state is not None and state.state == "dead":
+    if exc.pid is not None:
+        return f"already running (pid {exc.pid}); see '{PROG} status {name}'"
+    state = daemonkit.status(pidfile)
+    if state.state == "dead":
         return f"not started: {state.reason}; '{PROG} stop {name}' stops them"
-    who = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
-    return f"already running ({who}); see '{PROG} status {name}'"
+    return f"already running (pid unknown); see '{PROG} status {name}'"
 
 
 def cmd_run(args: Args) -> int:
