@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     Cli,
     alive,
     clean_env,
@@ -21,13 +21,12 @@ from conftest import (
     proc_fds,
     proc_stat,
     proc_status,
+    root_only,
     signal_set,
     wait_for,
 )
 
 from daemonkit import is_running
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def free_port() -> int:
@@ -222,7 +221,7 @@ def test_timeout_stops_the_half_started_daemon(cli: Cli, tmp_path: Path) -> None
 
 
 def _processes_of(executable: str) -> list[int]:
-    from conftest import processes_mentioning
+    from support import processes_mentioning
 
     return processes_mentioning(executable)
 

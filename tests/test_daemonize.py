@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     APP,
     AS_NOBODY,
     Launcher,
@@ -23,13 +23,13 @@ from conftest import (
     proc_stat,
     proc_status,
     processes_mentioning,
+    root_only,
     signal_set,
     wait_for,
 )
 
 from daemonkit import is_running
 
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 EXPECTED_IGNORED = {signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ}
 
 

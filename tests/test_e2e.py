@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import alive, clean_env, kill_everything_under, proc_stat, wait_for
+from support import alive, clean_env, kill_everything_under, proc_stat, wait_for
 from test_cli import free_port
 
 HERE = Path(__file__).parent

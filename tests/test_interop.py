@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Launcher, alive, clean_env, wait_for
+from support import Launcher, alive, clean_env, wait_for
 
 from daemonkit import is_running, read_pid
 
@@ -76,7 +76,7 @@ def test_lockfile_pidlockfile_works_as_pidfile(launcher: Launcher, tmp_path: Pat
 
 
 def _interop_pids() -> list[int]:
-    from conftest import processes_mentioning
+    from support import processes_mentioning
 
     return processes_mentioning("daemonkit-interop-test")
 

@@ -12,15 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
 from hypothesis import given
 from hypothesis import strategies as st
+from support import root_only, wait_for
 
 from daemonkit import AlreadyRunning, PidFile, PidFileError, is_running, read_pid
 from daemonkit._posix import pid_max
 from daemonkit.pidfile import parse_pid
-
-root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 # Holds an flock on argv[1] and writes argv[2] into it (or its own PID).
 HOLDER = """

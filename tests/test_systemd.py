@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import APP, Cli, Launcher, clean_env, daemonkit_as_nobody, wait_for
+from support import APP, Cli, Launcher, clean_env, daemonkit_as_nobody, wait_for
 
 import daemonkit
 from daemonkit import (
