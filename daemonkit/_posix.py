@@ -9,21 +9,12 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal as signal  # re-exported: the signal module the other modules use
     from collections.abc import Iterable
-else:
-    try:
-        # CPython's C module behind `signal`: the same calls on plain ints,
-        # without the enum wrappers, whose import (enum, functools,
-        # collections) costs ~4 ms before `daemonkit start` can exec its
-        # command, or `daemonkit stop` can signal.
-        import _signal as signal
-    except ImportError:  # another Python
-        import signal
 
 # Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
 # next owner, so a signal sent through it cannot hit a reused PID.
@@ -152,6 +143,126 @@ def is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def real_uid(pid: int) -> int | None:
+    """The real uid ``pid`` runs as; None if unknown."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid if HAS_PROC else None
+    except OSError:
+        return None
+
+
+def children_of(parent: int) -> list[int]:
+    """Live processes whose parent is ``parent`` (from /proc; [] without it)."""
+    if not HAS_PROC:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = proc_stat(int(name))
+            if fields is not None and fields[1] == str(parent) and fields[0] not in ("Z", "X"):
+                found.append(int(name))
+    return found
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes in session ``sid`` (from /proc; [] without it)."""
+    if not HAS_PROC:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = proc_stat(int(name))
+            if fields is not None and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
+                found.append(int(name))
+    return found
+
+
+def socket_inodes(pids: Iterable[int]) -> set[int]:
+    """Inodes of the sockets the processes ``pids`` hold open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(int(link[8:-1]))
+    return inodes
+
+
+def listening_inodes(kind: str, address: object) -> set[int] | None:
+    """Inodes of the listening sockets on ``address``: a TCP port number
+    (any local address) or a unix socket path. None where /proc cannot tell."""
+    if not HAS_PROC:
+        return None
+    inodes: set[int] = set()
+    if kind == "tcp":
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for fields in _table(table):
+                # sl local_address rem_address st ... inode (field 9); 0A is LISTEN
+                if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == address:
+                    inodes.add(int(fields[9]))
+        return inodes
+    for fields in _table("/proc/net/unix"):
+        # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON
+        if len(fields) > 7 and fields[7] == address and int(fields[3], 16) & 0x10000:
+            inodes.add(int(fields[6]))
+    return inodes
+
+
+def _table(path: str) -> list[list[str]]:
+    try:
+        with open(path, "rb") as f:
+            return [line.split() for line in f.read().decode("utf-8", "replace").splitlines()[1:]]
+    except OSError:
+        return []
+
+
+def signal_disposition(pid: int, sig: int) -> str | None:
+    """ "caught", "ignored" or "default" for ``sig`` in ``pid`` (from
+    /proc/PID/status SigCgt and SigIgn); None where that cannot be read."""
+    if not HAS_PROC:
+        return None
+    masks = {}
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                key, _, value = line.partition(b":")
+                if key in (b"SigCgt", b"SigIgn"):
+                    masks[key] = int(value.strip(), 16)
+    except (OSError, ValueError):
+        return None
+    bit = 1 << (sig - 1)
+    if masks.get(b"SigCgt", 0) & bit:
+        return "caught"
+    if masks.get(b"SigIgn", 0) & bit:
+        return "ignored"
+    return "default"
+
+
+# prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to us
+# instead of init (Linux 3.4+), so they can be found and reaped.
+HAS_SUBREAPER = sys.platform.startswith("linux")
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper; False where that is unsupported."""
+    if not HAS_SUBREAPER:
+        return False
+    import ctypes
+
+    try:
+        return int(ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def pid_max() -> int:

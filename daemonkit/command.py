@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 
-from .context import DaemonContext
 from .errors import StartupError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any
 
 # The command is not the process a service manager started for its unit.
 _MANAGER_VARS = (
@@ -49,30 +47,9 @@ def find_executable(command: str, path: str | None) -> str:
 
 
 def command_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The command's environment: ``env``, or ours, without the variables a
+    service manager meant for us, not for the command."""
     environ = dict(os.environ if env is None else env)
     for var in _MANAGER_VARS:
         environ.pop(var, None)
     return environ
-
-
-def command_context(pidfile: Any, detach: bool, options: dict[str, Any]) -> DaemonContext:
-    # A command gets the environment from execve() and keeps its own
-    # core-dump limit; fds to keep are given explicitly.
-    ctx = DaemonContext(
-        pidfile=pidfile,
-        detach=detach,
-        prevent_core=False,
-        preserve_logging=False,
-        manual_ready=True,
-        **options,
-    )
-    ctx._detached = detach
-    ctx._for_exec = True
-    return ctx
-
-
-def prepare_exec(ctx: DaemonContext) -> None:
-    """The last step before exec: a lock fd that survives it. (The signal
-    dispositions were already reset for exec, see command_context.)"""
-    if hasattr(ctx.pidfile, "fileno"):
-        os.set_inheritable(ctx.pidfile.fileno(), True)

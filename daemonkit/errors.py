@@ -1,17 +1,15 @@
-"""The exceptions daemonkit raises.
+"""Every exception daemonkit raises.
 
 Every error derives from :class:`DaemonError`. Leaves that refine a builtin
-also subclass it, so ``except OSError`` keeps working. All of them pickle
-with their attributes, because a daemon's error travels back to the launcher.
+also subclass it, so ``except OSError`` keeps working. Each passes its
+constructor's arguments on to ``Exception.__init__``, so that it pickles with
+its attributes and no custom ``__reduce__``: a daemon's error travels back to
+the launcher.
 """
 
 from __future__ import annotations
 
 import os
-
-TYPE_CHECKING = False  # see __init__.py
-if TYPE_CHECKING:
-    from typing import Any
 
 
 class DaemonError(Exception):
@@ -33,9 +31,6 @@ class AlreadyRunning(DaemonError):
         who = f"pid {self.pid}" if self.pid is not None else "pid unknown"
         return f"already running ({who}); pidfile {self.path}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.pid))
-
 
 class PidFileError(DaemonError, ValueError):
     """The pidfile is unusable: malformed, unsafe, or in the wrong place."""
@@ -48,8 +43,22 @@ class PidFileError(DaemonError, ValueError):
     def __str__(self) -> str:
         return f"pidfile {self.path}: {self.reason}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.reason))
+
+class UnlockedPidFile(DaemonError):
+    """A pidfile without a lock (written by python-daemon or lockfile) names
+    a live process that is probably its writer; :func:`daemonkit.stop`
+    signals such a process only with ``unlocked=True``."""
+
+    def __init__(self, path: str | os.PathLike[str], pid: int) -> None:
+        self.path = os.fspath(path)
+        self.pid = pid
+        super().__init__(self.path, pid)
+
+    def __str__(self) -> str:
+        return (
+            f"pidfile {self.path} holds no lock (not written by daemonkit); pid {self.pid} "
+            "started before it was written and is probably its daemon"
+        )
 
 
 class StartupError(DaemonError):
@@ -67,20 +76,33 @@ class StartupError(DaemonError):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.exit_status))
+
+class StopError(DaemonError):
+    """A daemon could not be stopped: it outlived SIGKILL, or processes
+    holding its pidfile's lock are left (``pids``)."""
+
+    def __init__(self, message: str, pids: tuple[int, ...] = ()) -> None:
+        self.message = message
+        self.pids = tuple(pids)
+        super().__init__(message, self.pids)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class NotifyError(DaemonError, OSError):
-    """A message could not be sent to the service manager's $NOTIFY_SOCKET."""
+    """A message could not be sent to the service manager's $NOTIFY_SOCKET.
 
-    def __init__(self, address: str, reason: str) -> None:
-        self.address = address
-        self.reason = reason
-        super().__init__(address, reason)
+    An OSError with the usual ``errno`` and ``strerror`` (``errno`` is None
+    for an address daemonkit cannot use), and the socket's ``address``.
+    """
+
+    def __init__(self, errno: int | None, strerror: str, address: str) -> None:
+        super().__init__(errno, strerror, address)
+
+    @property
+    def address(self) -> str:
+        return str(self.filename)
 
     def __str__(self) -> str:
-        return f"cannot notify {self.address}: {self.reason}"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.address, self.reason))
+        return f"cannot notify {self.address}: {self.strerror}"

@@ -4,19 +4,33 @@ container's PID 1."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
-from .command import command_context, command_env, find_executable, prepare_exec
+from . import steps
+from .command import command_env, find_executable
 from .errors import DaemonError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
+    from . import privileges
+
 
 def run(
-    argv: Sequence[str], *, pidfile: Any = None, env: Mapping[str, str] | None = None, **options: Any
+    argv: Sequence[str],
+    *,
+    pidfile: Any = None,
+    env: Mapping[str, str] | None = None,
+    working_directory: str | os.PathLike[str] = "/",
+    umask: int = 0o022,
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    user: privileges.UserSpec = None,
+    group: privileges.UserSpec = None,
 ) -> int:
     """Run ``argv`` in the foreground with the daemon's settings applied.
 
@@ -25,17 +39,41 @@ def run(
     does not return) unless we are PID 1 (a container): then it runs as our
     child, signals are passed on to it, orphans are reaped, and its exit
     status is returned.
+
+    The command stays in its caller's process group: ``stop`` then signals
+    the command alone, never its siblings in a shell script (see kill.py).
     """
     if not argv:
         raise DaemonError("no command given")
+    if pidfile is not None and os.getpid() == 1:
+        # A pidfile naming PID 1 means nothing outside the container and is
+        # refused by every reader (RELIABILITY 8); the runtime tracks PID 1.
+        raise DaemonError("--pidfile has no meaning for a container's PID 1: the runtime tracks it; drop it")
     environ = command_env(env)
     executable = find_executable(argv[0], environ.get("PATH"))
-    ctx = command_context(pidfile, False, {"env": environ, **options})
-    creds = ctx._prepare()
-    ctx._become_daemon(creds)
+    plan = steps.Plan(
+        pidfile=pidfile,
+        working_directory=working_directory,
+        umask=umask,
+        streams=(stdin, stdout, stderr),
+        user=user,
+        group=group,
+        env=environ,
+        prevent_core=False,
+        preserve_logging=False,
+        for_exec=True,
+    )
+    steps.prepare(plan, allow_threads=True)
+    try:
+        steps.become_daemon(plan, None, detached=False)
+    except BaseException:
+        if plan.pidfile is not None:
+            plan.pidfile.release()
+        raise
     if os.getpid() == 1:
         return _init(executable, list(argv))
-    prepare_exec(ctx)
+    if plan.pidfile is not None:
+        plan.pidfile.inherit()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(executable, list(argv), os.environ)
@@ -53,8 +91,6 @@ def _init(executable: str, argv: list[str]) -> int:
     handler SIGTERM would do nothing; and orphans re-parented to PID 1 would
     stay zombies forever if nobody waited for them.
     """
-    import signal
-
     from . import signals
 
     child = os.fork()

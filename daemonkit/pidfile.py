@@ -17,7 +17,7 @@ import time
 from . import _posix, safedir
 from .errors import AlreadyRunning, PidFileError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     from types import TracebackType
 
@@ -156,15 +156,15 @@ def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
     return pid
 
 
-def is_running(path: str | os.PathLike[str]) -> int | None:
-    """The PID of the live process holding the pidfile's lock, else None.
+def is_running(path: str | os.PathLike[str]) -> bool:
+    """Whether a live process holds the pidfile's lock.
 
-    None means nobody holds the lock: the file is missing or stale (left by
+    False means nobody holds the lock: the file is missing or stale (left by
     ``kill -9``, or naming a PID that was reused since). Raises
     :class:`PidFileError` when the file is unsafe or malformed.
+    :func:`daemonkit.status` tells more: the PID, and what a dead daemon left.
     """
-    holder = lock_holder(path)
-    return holder[0] if holder else None
+    return lock_holder(path) is not None
 
 
 def lock_holder(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | None:
@@ -244,7 +244,11 @@ class PidFile:
         self.lock(timeout)
         self.write(os.getpid())
 
-    def lock(self, timeout: float = 0) -> None:
+    def fds(self) -> list[int]:
+        """Every fd this object holds (the daemon keeps them through step 5)."""
+        return [] if self.fd is None else [self.fd]
+
+    def lock(self, timeout: float = 0, *, service_uid: int | None = None) -> None:
         """Take the lock and empty the file, without writing a PID yet.
 
         daemonize() locks in the launcher, so that "already running" is an

@@ -1,35 +1,43 @@
-"""How ``spawn()`` knows that a started command is ready.
+"""How the launcher knows that a started daemon is ready.
 
-exec            the exec succeeded
-notify          the command sent READY=1 to the private $NOTIFY_SOCKET
-tcp:HOST:PORT   the port accepts a connection
-unix:PATH       the socket accepts a connection
-file:PATH       the file exists
+exec            the command was exec'ed and still runs :data:`EXEC_SETTLE`
+                seconds later (a command that exits at once, or forks itself
+                into the background and exits, is not ready)
+notify          the command, or a process it started, sent READY=1 to the
+                private $NOTIFY_SOCKET
+fd              the command wrote READY to the fd named in
+                $DAEMONKIT_READY_FD (daemonkit's own supervisor does)
+tcp:HOST:PORT   a socket of the daemon's listens on the port
+unix:PATH       a socket of the daemon's listens on the path
+file:PATH       the file was created or modified after the start
+
+A Python daemon started by daemonize() is ready when it says so itself
+(``READY`` on the channel, see launch.py). In every mode the daemon's main
+process must be alive at the moment it counts as ready.
 """
 
 from __future__ import annotations
 
 import os
 
+from . import _posix
 from .errors import DaemonError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket as _socket
     from typing import Any
-else:
-    # The C module behind `socket`. Checks run every millisecond while the
-    # command starts, and compete with it for the CPU: its plain calls cost
-    # less than socket's wrappers, and importing `socket` (enum, selectors)
-    # would take ~5 ms of that CPU time.
-    try:
-        import _socket
-    except ImportError:  # not CPython
-        import socket as _socket
+
+#: exec readiness: how long an exec'ed command must stay up. Long enough for
+#: a shell's ``server &`` or nginx's own fork to have exited, short enough
+#: not to be noticed at a terminal.
+EXEC_SETTLE = 0.1
+#: The environment variable that names the fd of ``fd`` readiness.
+READY_FD_VAR = "DAEMONKIT_READY_FD"
+MODES = "exec, notify, fd, tcp:HOST:PORT, unix:PATH or file:PATH"
 
 
 class WaitReady:
-    """A parsed ``--wait-ready`` mode. ``check()`` probes it once."""
+    """A parsed ``--wait-ready`` mode. ``check(sid)`` probes it once."""
 
     def __init__(self, spec: str) -> None:
         self.spec = spec
@@ -37,7 +45,8 @@ class WaitReady:
         self.kind = kind
         self.address: tuple[str, int] | str | None = None
         self._targets: list[tuple[int, Any]] | None = None
-        if kind in ("exec", "notify") and not rest:
+        self._before: tuple[int, ...] | None = None
+        if kind in ("exec", "notify", "fd") and not rest:
             return
         if kind in ("unix", "file") and rest:
             self.address = os.path.abspath(rest)
@@ -48,40 +57,62 @@ class WaitReady:
             if host and port.isdigit() and 0 < int(port) < 65536:
                 self.address = (host, int(port))
                 return
-        raise DaemonError(
-            f"invalid --wait-ready {spec!r}: use exec, notify, tcp:HOST:PORT, unix:PATH or file:PATH"
-        )
+        raise DaemonError(f"invalid --wait-ready {spec!r}: use {MODES}")
 
     @property
     def polls(self) -> bool:
+        """Whether readiness is found by probing (tcp, unix, file)."""
         return self.kind in ("tcp", "unix", "file")
 
-    def check(self) -> bool:
+    def before_start(self) -> None:
+        """Note what the file looks like now: only a change counts."""
         if self.kind == "file":
-            assert isinstance(self.address, str)
-            return os.path.exists(self.address)
-        if self.kind not in ("tcp", "unix"):
+            self._before = _file_state(str(self.address))
+
+    def check(self, sid: int) -> bool:
+        """Ready now? ``sid`` is the daemon's session: a listening socket
+        counts only if a process of that session holds it."""
+        if self.kind == "file":
+            now = _file_state(str(self.address))
+            return now is not None and now != self._before
+        if not self._accepts_connections():
             return False
+        port_or_path = self.address[1] if isinstance(self.address, tuple) else self.address
+        listening = _posix.listening_inodes(self.kind, port_or_path)
+        if listening is None:  # no /proc: at least the connection worked
+            return True
+        return bool(listening & _posix.socket_inodes(_posix.session_members(sid)))
+
+    def _accepts_connections(self) -> bool:
+        import socket
+
         if self._targets is None:
             self._targets = _resolve(self.kind, self.address)
         for family, address in self._targets:
-            sock = _socket.socket(family, _socket.SOCK_STREAM)
-            try:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.settimeout(0.5)
                 if sock.connect_ex(address) == 0:
                     return True
-            finally:
-                sock.close()
         return False
+
+
+def _file_state(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
 
 def _resolve(kind: str, address: Any) -> list[tuple[int, Any]]:
     """(family, address) pairs to try, looked up once."""
+    import socket
+
     if kind == "unix":
-        return [(_socket.AF_UNIX, address)]
+        return [(socket.AF_UNIX, address)]
     assert isinstance(address, tuple)
     try:
-        found = _socket.getaddrinfo(address[0], address[1], 0, _socket.SOCK_STREAM)
+        found = socket.getaddrinfo(address[0], address[1], 0, socket.SOCK_STREAM)
     except OSError:
         return []  # an unknown host is never ready; the timeout says so
     return [(family, sockaddr) for family, _, _, _, sockaddr in found]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,17 +9,17 @@ thread is an error, not a silent no-op.
 
 from __future__ import annotations
 
-from ._posix import signal
+import signal
+
 from .errors import DaemonError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal as _enums
     from collections.abc import Mapping
     from types import FrameType
     from typing import Any, Callable, NoReturn, Optional, Union
 
-    Handler = Union[Callable[[int, Optional[FrameType]], Any], int, _enums.Handlers, None]
+    Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 
 # Job-control signals would stop a daemon that touches a terminal; they are
 # ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
@@ -32,8 +32,6 @@ _UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
 def _set(sig: int, handler: Handler) -> None:
     if handler is None:
         handler = signal.SIG_IGN
-    elif not callable(handler):
-        handler = int(handler)  # signal.SIG_IGN is an IntEnum member; _posix.signal takes ints
     try:
         signal.signal(sig, handler)
     except ValueError as exc:
@@ -86,8 +84,6 @@ def install(
 
 
 def signal_name(sig: int) -> str:
-    import signal  # the enum, for error messages only
-
     try:
         return signal.Signals(sig).name
     except ValueError:

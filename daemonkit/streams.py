@@ -9,7 +9,7 @@ import sys
 
 #: What stdin/stdout/stderr accept: None (/dev/null), a path (appended to),
 #: a file object or socket (anything with fileno()), or an fd.
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     from typing import IO, Any, Union
 
@@ -27,7 +27,9 @@ def open_path(path: str, fd_no: int, umask: int) -> int:
     return os.open(path, flags, 0o666 & ~umask)
 
 
-def redirect(targets: tuple[Any, Any, Any], umask: int, skip_unset: bool = False) -> None:
+def redirect(
+    targets: tuple[Any, Any, Any], umask: int, skip_unset: bool = False, *, service_uid: int | None = None
+) -> None:
     """Step 6: make fds 0, 1 and 2 the given targets, /dev/null for None.
 
     Every fd the process keeps is one of 0-2 afterwards: the /dev/null and

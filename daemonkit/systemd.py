@@ -13,7 +13,7 @@ import stat
 
 from .errors import DaemonError, NotifyError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
 
@@ -59,7 +59,7 @@ def notify(*states: str, unset_environment: bool = False, **fields: object) -> b
     if not address:
         return False
     if not address.startswith(("/", "@")):
-        raise NotifyError(address, "only filesystem and abstract (@) sockets are supported")
+        raise NotifyError(None, "only filesystem and abstract (@) sockets are supported", address)
     import socket
 
     target = "\0" + address[1:] if address.startswith("@") else address
@@ -67,7 +67,7 @@ def notify(*states: str, unset_environment: bool = False, **fields: object) -> b
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, target)
     except OSError as exc:
-        raise NotifyError(address, exc.strerror or str(exc)) from exc
+        raise NotifyError(exc.errno, exc.strerror or str(exc), address) from exc
     return True
 
 
@@ -176,3 +176,18 @@ def listen_fd_range() -> set[int]:
     except DaemonError:
         count = 0
     return _activated | set(range(_LISTEN_FDS_START, _LISTEN_FDS_START + count))
+
+
+from .unit import service_unit  # noqa: E402  (public here: units are the manager's side too)
+
+__all__ = [
+    "listen_fds",
+    "listen_fds_with_names",
+    "notify",
+    "reloading",
+    "service_unit",
+    "stopping",
+    "supervised",
+    "watchdog_interval",
+    "watchdog_ping",
+]

@@ -12,7 +12,7 @@ import os
 from .command import find_executable
 from .errors import DaemonError
 
-TYPE_CHECKING = False  # see __init__.py
+TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -58,6 +58,9 @@ def service_unit(
     stdout: str | None = None,
     stderr: str | None = None,
     wanted_by: str = "multi-user.target",
+    stop_signal: str = "TERM",
+    stop_timeout: float | None = None,
+    reload_signal: str = "HUP",
 ) -> str:
     """The text of a ``NAME.service`` unit that runs ``argv``.
 
@@ -66,7 +69,9 @@ def service_unit(
     ``Type=notify`` with ``NotifyAccess=all``, so that a helper such as
     ``systemd-notify`` in a start script may report readiness; otherwise
     ``Type=exec``. Raises :class:`DaemonError` for a command that cannot be
-    found or a value that cannot go into a unit file.
+    found or a value that cannot go into a unit file. ``stop_signal``,
+    ``stop_timeout`` and ``reload_signal`` (names such as "INT") become
+    KillSignal=, TimeoutStopSec= and ExecReload='s signal.
     """
     if not argv:
         raise DaemonError("no command given")
@@ -82,7 +87,11 @@ def service_unit(
     if notify:
         lines.append("NotifyAccess=all")
     lines.append("ExecStart=" + " ".join(_quote_word(word) for word in argv))
-    lines += ["ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure"]
+    lines += [f"ExecReload=/bin/kill -{_escape(reload_signal)} $MAINPID", "Restart=on-failure"]
+    if stop_signal != "TERM":
+        lines.append(f"KillSignal=SIG{_escape(stop_signal)}")
+    if stop_timeout is not None:
+        lines.append(f"TimeoutStopSec={stop_timeout:g}")
     if user is not None:
         lines.append(f"User={_escape(user)}")
     if group is not None:

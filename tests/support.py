@@ -153,16 +153,19 @@ class Launcher:
                 pass
 
 
+def holder_pid(pidfile: str | os.PathLike[str]) -> int | None:
+    """The PID of the running daemon of ``pidfile``, else None."""
+    import daemonkit
+
+    state = daemonkit.status(pidfile)
+    return state.pid if state.running else None
+
+
 def kill_everything_under(directory: Path) -> None:
     """SIGKILL every holder of a pidfile below ``directory`` (and its group),
     and every process whose command line mentions it."""
-    from daemonkit import PidFileError, is_running
-
     for pidfile in directory.rglob("*.pid"):
-        try:
-            pid = is_running(pidfile)
-        except PidFileError:
-            continue
+        pid = holder_pid(pidfile)
         if pid:
             try:
                 os.killpg(os.getpgid(pid), signal.SIGKILL)

@@ -19,6 +19,7 @@ from support import (
     Launcher,
     alive,
     clean_env,
+    holder_pid,
     proc_fds,
     proc_stat,
     proc_status,
@@ -27,8 +28,6 @@ from support import (
     signal_set,
     wait_for,
 )
-
-from daemonkit import is_running
 
 EXPECTED_IGNORED = {signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ}
 
@@ -56,7 +55,7 @@ def test_daemon_follows_the_sysv_steps(launcher: Launcher) -> None:
     lock = max(fds)  # the lowest free fd when it was opened (as root, the directory's fd was open too)
     assert fds == {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", lock: str(launcher.pidfile)}
     assert stat.S_IMODE(os.stat(launcher.pidfile).st_mode) == 0o644
-    assert is_running(launcher.pidfile) == pid
+    assert holder_pid(launcher.pidfile) == pid
 
 
 def test_chdir_umask_and_stdio_files(launcher: Launcher, tmp_path: Path) -> None:
@@ -191,7 +190,7 @@ def test_kill_9_leaves_no_stale_lock(launcher: Launcher) -> None:
     pid = launcher.start()
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not alive(pid), what="daemon death")
-    assert is_running(launcher.pidfile) is None  # the file is still there, the lock is not
+    assert holder_pid(launcher.pidfile) is None  # the file is still there, the lock is not
     new_pid = launcher.start()
     assert new_pid != pid and alive(new_pid)
 
@@ -224,7 +223,7 @@ def exit_statuses(reaper: subprocess.Popen[bytes], statuses: Path) -> dict[int, 
 def test_sigterm_runs_finally_and_atexit_and_exits_0(launcher: Launcher, tmp_path: Path) -> None:
     reaper, statuses = run_under_reaper(launcher, tmp_path)
     pid = int(wait_for(lambda: launcher.mark("pid"), what="daemon start"))
-    wait_for(lambda: launcher.pidfile.exists() and is_running(launcher.pidfile) == pid)
+    wait_for(lambda: launcher.pidfile.exists() and holder_pid(launcher.pidfile) == pid)
     os.kill(pid, signal.SIGTERM)
     codes = exit_statuses(reaper, statuses)
     assert codes[pid] == 0
@@ -277,7 +276,7 @@ def test_threads_are_refused_unless_allowed(launcher: Launcher) -> None:
     result = launcher.run(threads=True)
     assert result.returncode == 1
     assert "other threads are running" in result.stderr and "Traceback" not in result.stderr
-    assert not launcher.pidfile.exists() or is_running(launcher.pidfile) is None
+    assert not launcher.pidfile.exists() or holder_pid(launcher.pidfile) is None
     assert launcher.start(threads=True, options={"allow_threads": True})
 
 
@@ -289,7 +288,7 @@ def assert_failed_cleanly(
     assert len(lines) == 1 and text in lines[0], result.stderr
     assert lines[0].startswith("app.py: ")
     assert wait_for(lambda: not processes_mentioning(str(launcher.tmp_path)), what="no daemon left")
-    assert is_running(launcher.pidfile) is None
+    assert holder_pid(launcher.pidfile) is None
 
 
 def test_missing_working_directory(launcher: Launcher) -> None:
@@ -372,7 +371,7 @@ def test_launcher_with_closed_stdio_keeps_the_lock(launcher: Launcher) -> None:
     pid = int(launcher.pidfile.read_bytes())
     fds = proc_fds(pid)
     assert fds[0] == fds[1] == fds[2] == "/dev/null"
-    assert is_running(launcher.pidfile) == pid
+    assert holder_pid(launcher.pidfile) == pid
 
 
 @pytest.mark.parametrize("variable", ["INVOCATION_ID", "NOTIFY_SOCKET"])
@@ -390,7 +389,7 @@ def test_supervised_process_does_not_fork(launcher: Launcher, tmp_path: Path, va
         assert pid == proc.pid
         assert proc_stat(pid)["ppid"] == os.getpid()
         assert proc_fds(pid)[1].startswith("pipe:")  # stdio left as given
-        assert wait_for(lambda: is_running(launcher.pidfile)) == proc.pid
+        assert wait_for(lambda: holder_pid(launcher.pidfile)) == proc.pid
         proc.terminate()
         assert proc.wait(timeout=10) == 0
         assert not launcher.pidfile.exists()
@@ -414,7 +413,7 @@ def test_closing_the_terminal_does_not_kill_the_daemon(launcher: Launcher, tmp_p
             check=True,
             timeout=10,
         )
-        pid = int(wait_for(lambda: is_running(launcher.pidfile), what="daemon start in tmux"))
+        pid = int(wait_for(lambda: holder_pid(launcher.pidfile), what="daemon start in tmux"))
     finally:
         subprocess.run(["tmux", "-L", session, "kill-server"], timeout=10)
     # The terminal is gone and its session got SIGHUP; handled signals are

@@ -3,7 +3,15 @@ import pickle
 import pytest
 
 import daemonkit
-from daemonkit import AlreadyRunning, DaemonError, NotifyError, PidFileError, StartupError, StopError
+from daemonkit import (
+    AlreadyRunning,
+    DaemonError,
+    NotifyError,
+    PidFileError,
+    StartupError,
+    StopError,
+    UnlockedPidFile,
+)
 
 
 def test_public_names_are_pinned() -> None:
@@ -21,21 +29,13 @@ def test_public_names_are_pinned() -> None:
         "daemon",
         "daemonize",
         "is_running",
-        "listen_fds",
-        "listen_fds_with_names",
-        "notify",
         "read_pid",
         "ready",
         "reload",
-        "reloading",
         "run",
-        "service_unit",
         "spawn",
         "status",
         "stop",
-        "stopping",
-        "watchdog_interval",
-        "watchdog_ping",
     ]
     for name in daemonkit.__all__:
         assert getattr(daemonkit, name) is not None
@@ -63,8 +63,10 @@ def test_importing_any_submodule_never_hides_a_public_name() -> None:
         AlreadyRunning("/run/app.pid"),
         PidFileError("/run/app.pid", "is a symbolic link"),
         StartupError("cannot chdir to /nope", 3),
-        StopError(42, "pid 42 is still alive after SIGKILL"),
-        NotifyError("/run/systemd/notify", "Connection refused"),
+        StopError("pid 42 is still alive after SIGKILL", (42,)),
+        NotifyError(111, "Connection refused", "/run/systemd/notify"),
+        NotifyError(None, "only filesystem and abstract (@) sockets are supported", "x"),
+        UnlockedPidFile("/run/app.pid", 42),
     ],
 )
 def test_errors_pickle_with_their_data(error: DaemonError) -> None:
@@ -72,6 +74,16 @@ def test_errors_pickle_with_their_data(error: DaemonError) -> None:
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert vars(copy) == vars(error)
+
+
+def test_daemonize_is_daemon_context() -> None:
+    assert daemonkit.daemonize is daemonkit.DaemonContext
+
+
+def test_notify_error_is_an_os_error_with_its_errno() -> None:
+    error = NotifyError(111, "Connection refused", "/run/systemd/notify")
+    assert isinstance(error, OSError)
+    assert (error.errno, error.address) == (111, "/run/systemd/notify")
 
 
 def test_error_hierarchy() -> None:

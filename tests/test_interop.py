@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import Launcher, alive, clean_env, wait_for
+from support import Launcher, alive, clean_env, holder_pid, wait_for
 
-from daemonkit import is_running, read_pid
+from daemonkit import read_pid
 
 ROOT = str(Path(__file__).parent.parent)
 
@@ -48,14 +48,14 @@ def test_pidfile_works_as_python_daemon_pidfile(launcher: Launcher, tmp_path: Pa
     try:
         assert run(PYTHON_DAEMON_WITH_PIDFILE, pidfile).returncode == 0
         # python-daemon's launcher does not wait: poll for the lock.
-        pid = wait_for(lambda: pidfile.exists() and is_running(pidfile), what="python-daemon's daemon")
+        pid = wait_for(lambda: pidfile.exists() and holder_pid(pidfile), what="python-daemon's daemon")
         assert read_pid(pidfile) == pid and alive(pid)
         second = run(PYTHON_DAEMON_WITH_PIDFILE, pidfile)
         assert second.returncode == 0  # python-daemon's launcher cannot know...
-        assert is_running(pidfile) == pid  # ...but the second daemon did not take over
+        assert holder_pid(pidfile) == pid  # ...but the second daemon did not take over
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not alive(pid))
-        assert is_running(pidfile) is None  # kill -9 leaves nothing stale
+        assert holder_pid(pidfile) is None  # kill -9 leaves nothing stale
     finally:
         for pid in _interop_pids():
             os.kill(pid, signal.SIGKILL)
@@ -160,7 +160,7 @@ def test_stale_lockfile_pidfile_does_not_block_daemonkit(launcher: Launcher, tmp
         wait_for(lambda: not alive(pid))
         assert pidfile.exists()  # lockfile's O_EXCL file stays behind
         new = launcher.start(options={"pidfile": str(pidfile)})
-        assert new != pid and read_pid(pidfile) == new and is_running(pidfile) == new
+        assert new != pid and read_pid(pidfile) == new and holder_pid(pidfile) == new
     finally:
         for pid in _interop_pids():
             os.kill(pid, signal.SIGKILL)

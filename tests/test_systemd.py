@@ -17,15 +17,9 @@ import pytest
 from support import APP, Cli, Launcher, clean_env, daemonkit_as_nobody, wait_for
 
 import daemonkit
-from daemonkit import (
-    DaemonError,
-    NotifyError,
-    listen_fds,
-    notify,
-    reloading,
-    watchdog_interval,
-    watchdog_ping,
-)
+import daemonkit.systemd
+from daemonkit import DaemonError, NotifyError
+from daemonkit.systemd import listen_fds, notify, reloading, watchdog_interval, watchdog_ping
 
 ROOT = Path(__file__).parent.parent
 
@@ -129,8 +123,9 @@ ACTIVATED_SERVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import daemonkit
+import daemonkit.systemd
 with daemonkit.daemonize(pidfile=sys.argv[2]):  # LISTEN_PID is set: no fork, the fds survive
-    [(name, listener)] = daemonkit.listen_fds_with_names()
+    [(name, listener)] = daemonkit.systemd.listen_fds_with_names()
     connection, _ = listener.accept()
     connection.sendall(f"hello from {name}, cloexec={not listener.get_inheritable()}\\n".encode())
     connection.close()
@@ -223,13 +218,13 @@ def test_every_unit_passes_systemd_analyze_verify(cli: Cli, tmp_path: Path, opti
 
 
 def test_service_unit_resolves_the_command_and_refuses_what_cannot_go_in_a_unit() -> None:
-    text = daemonkit.service_unit("web", ["sleep", "60"], env={"GREETING": "100% $HOME"})
+    text = daemonkit.systemd.service_unit("web", ["sleep", "60"], env={"GREETING": "100% $HOME"})
     assert f"ExecStart={shutil.which('sleep')} 60\n" in text
     assert 'Environment="GREETING=100%% $HOME"' in text  # systemd expands neither there
     with pytest.raises(DaemonError, match="command not found: no-such-command"):
-        daemonkit.service_unit("web", ["no-such-command"])
+        daemonkit.systemd.service_unit("web", ["no-such-command"])
     with pytest.raises(DaemonError, match="newline"):
-        daemonkit.service_unit("web", ["sleep", "1\n"])
+        daemonkit.systemd.service_unit("web", ["sleep", "1\n"])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to an unprivileged user")

@@ -14,10 +14,8 @@ import daemonkit
 
 from .common import PROG, UsageError, fail
 from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
-from .manage import cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
-from .parse import NAME, OPTIONAL_NAME, Command, Option, Program
-
-SIGTERM = 15  # the same number on every POSIX system; the signal module costs an enum import
+from .manage import cmd_forget, cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
+from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, seconds
 
 _STREAMS = (
     Option("--log", "append stdout and stderr to FILE", metavar="FILE"),
@@ -34,6 +32,12 @@ _PROCESS = (
     Option(
         "--env", "set an environment variable (repeatable)", metavar="K=V", convert=parse_env, repeat=True
     ),
+)
+# systemd's KillSignal=, TimeoutStopSec= and the signal of ExecReload=.
+_SIGNALS = (
+    Option("--stop-signal", "signal that stops it (default TERM; PostgreSQL: INT)", metavar="SIG"),
+    Option("--stop-timeout", "seconds from it to SIGKILL (default 10)", metavar="SEC", convert=seconds),
+    Option("--reload-signal", "signal that reloads it (default HUP)", metavar="SIG"),
 )
 _RUN_OPTIONS = (
     Option("--name", "the daemon's name (default: the command's basename)"),
@@ -57,13 +61,14 @@ PROGRAM = Program(
                 *_RUN_OPTIONS,
                 Option(
                     "--wait-ready",
-                    "exec (default), notify, tcp:HOST:PORT, unix:PATH or file:PATH",
+                    "exec (default), notify, fd, tcp:HOST:PORT, unix:PATH or file:PATH",
                     metavar="MODE",
                     default="exec",
                 ),
                 Option(
-                    "--timeout", "seconds to wait for readiness (default 30)", convert=float, default=30.0
+                    "--timeout", "seconds to wait for readiness (default 30)", convert=seconds, default=30.0
                 ),
+                *_SIGNALS,
             ),
             takes_command=True,
         ),
@@ -76,12 +81,12 @@ PROGRAM = Program(
         ),
         Command(
             "stop",
-            "stop a daemon (TERM, then KILL after --timeout)",
+            "stop a daemon (TERM, then KILL after the stop timeout)",
             cmd_stop,
             (
                 _PIDFILE,
-                Option("--timeout", "seconds before SIGKILL (default 10)", convert=float, default=10.0),
-                Option("--signal", "default TERM", convert=signal_number, default=SIGTERM),
+                Option("--timeout", "seconds before SIGKILL (default: recorded, else 10)", convert=seconds),
+                Option("--signal", "default: recorded, else TERM", convert=signal_number),
                 Option(
                     "--unlocked",
                     "also stop the probable writer of a pidfile without a lock (python-daemon, lockfile)",
@@ -97,12 +102,32 @@ PROGRAM = Program(
             (_PIDFILE, Option("--json", metavar=None)),
             takes_name=OPTIONAL_NAME,
         ),
-        Command("reload", "send SIGHUP", cmd_reload, (_PIDFILE,), takes_name=OPTIONAL_NAME),
+        Command(
+            "reload",
+            "send the reload signal (default HUP), if the daemon handles it",
+            cmd_reload,
+            (
+                _PIDFILE,
+                Option("--signal", "default: recorded, else HUP", convert=signal_number),
+                Option("--force", "send it even if the daemon would die of it or ignores it", metavar=None),
+            ),
+            takes_name=OPTIONAL_NAME,
+        ),
         Command(
             "restart",
             "stop, then start again with the recorded command",
             cmd_restart,
-            (_PIDFILE, Option("--timeout", convert=float, default=10.0)),
+            (
+                _PIDFILE,
+                Option("--timeout", "seconds before SIGKILL (default: recorded, else 10)", convert=seconds),
+            ),
+            takes_name=OPTIONAL_NAME,
+        ),
+        Command(
+            "forget",
+            "remove the record of a stopped daemon",
+            cmd_forget,
+            (_PIDFILE,),
             takes_name=OPTIONAL_NAME,
         ),
         Command(
@@ -113,6 +138,7 @@ PROGRAM = Program(
                 Option("--wait-ready", "notify gives Type=notify", metavar="MODE", default="exec"),
                 *_STREAMS,
                 *_PROCESS,
+                *_SIGNALS,
                 Option("--install", "write it where systemd looks for it", metavar=None),
             ),
             takes_name=NAME,
@@ -128,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as exc:
-        PROGRAM.print_usage()
+        PROGRAM.print_usage(args.action)
         return fail(str(exc), 2)
     except daemonkit.DaemonError as exc:
         return fail(str(exc), 1)
@@ -141,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def script() -> None:
     """The ``daemonkit`` command: main(), then exit without tearing the
-    interpreter down. The CLI registers no atexit handlers and holds no
-    buffered files but stdout and stderr, and the teardown of the modules
-    json and re bring would add ~3 ms to every command."""
+    interpreter down: the CLI registers no atexit handlers and holds no
+    buffered files but stdout and stderr, and tearing down the modules
+    argparse and json bring would add ~3 ms to every command."""
     code = main()
     try:
         sys.stdout.flush()

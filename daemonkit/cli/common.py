@@ -7,7 +7,7 @@ import sys
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
-    from .parse import Args
+    from argparse import Namespace as Args
 
 PROG = "daemonkit"
 _NAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-")
@@ -57,12 +57,38 @@ def ensure_rundir(pidfile: str) -> None:
     if os.path.dirname(pidfile) != directory or os.path.isdir(directory):
         return
     mode = 0o755 if os.geteuid() == 0 else 0o700
-    os.makedirs(directory, mode=mode, exist_ok=True)
-    os.chmod(directory, mode)
+    try:
+        os.makedirs(directory, mode=mode, exist_ok=True)
+        os.chmod(directory, mode)
+    except OSError as exc:
+        from daemonkit.errors import DaemonError
+
+        raise DaemonError(
+            f"cannot create {directory}: {exc.strerror}; set DAEMONKIT_RUNDIR to a writable directory, "
+            "or give --pidfile"
+        ) from None
 
 
 def error(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
+    try:
+        sys.stderr.write(f"{PROG}: {message}\n")
+    except OSError:  # the terminal is gone (a hangup): nobody to tell
+        pass
+
+
+def say(message: str) -> None:
+    """One line on stdout; a terminal that went away is not an error."""
+    try:
+        print(message)
+    except OSError:
+        pass
+
+
+def hint_target(name: str, pidfile: str, args: Args) -> str:
+    """How the user named the daemon, for hints: NAME or --pidfile P."""
+    import shlex
+
+    return f"--pidfile {shlex.quote(pidfile)}" if getattr(args, "pidfile", None) else name
 
 
 def fail(message: str, status: int) -> int:

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
 import daemonkit
 
-from .common import PROG, UsageError, check_name, ensure_rundir, error, fail, pidfile_of, rundir
-from .parse import Args
+from . import records
+from .common import PROG, UsageError, check_name, ensure_rundir, error, fail, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
+    from argparse import Namespace as Args
     from typing import Any
 
 LOG_TAIL_LINES = 10
@@ -38,7 +40,7 @@ def parse_env(text: str) -> str:
 def _command_of(args: Args) -> list[str]:
     command = list(args.command)
     if not command:
-        raise UsageError("no command given: daemonkit start [options] -- COMMAND [ARGS...]")
+        raise UsageError(f"no command given: {PROG} {args.action} [options] -- COMMAND [ARGS...]")
     return command
 
 
@@ -59,7 +61,8 @@ def _streams(args: Args, default_log: str | None) -> dict[str, str | None]:
     return {name: os.path.abspath(p) if p else None for name, p in (("stdout", stdout), ("stderr", stderr))}
 
 
-def _context_options(args: Args, default_log: str | None) -> dict[str, Any]:
+def _spawn_options(args: Args, default_log: str | None) -> dict[str, Any]:
+    """spawn()'s keyword arguments, every path absolute: what the record keeps."""
     user: str | int | None = int(args.user) if args.user and args.user.isdigit() else args.user
     group: str | int | None = int(args.group) if args.group and args.group.isdigit() else args.group
     return {
@@ -81,22 +84,41 @@ class _Progress:
 
     def __call__(self, what: str, seconds: float) -> None:
         if self.tty:
-            sys.stderr.write(f"\r\033[Kwaiting for {what} … {int(seconds)} s")
-            sys.stderr.flush()
+            try:
+                sys.stderr.write(f"\r\033[Kwaiting for {what} … {int(seconds)} s")
+                sys.stderr.flush()
+            except OSError:  # the terminal is gone
+                self.tty = False
             self.shown = True
 
     def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+        if self.shown and self.tty:
+            try:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+            except OSError:
+                pass
 
 
-def _log_tail(paths: list[str | None]) -> list[str]:
+def _log_sizes(paths: list[str | None]) -> dict[str, int]:
+    sizes = {}
     for path in dict.fromkeys(p for p in paths if p):
+        try:
+            sizes[path] = os.stat(path).st_size
+        except OSError:
+            sizes[path] = 0
+    return sizes
+
+
+def _log_tail(sizes: dict[str, int]) -> list[str]:
+    """The last lines this run wrote to its log (not an earlier run's)."""
+    for path, offset in sizes.items():
         try:
             with open(path, "rb") as f:
                 f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 8192))
+                end = f.tell()
+                start = offset if offset <= end else 0  # rotated meanwhile
+                f.seek(max(start, end - 8192))
                 lines = f.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
         except OSError:
             continue
@@ -106,22 +128,35 @@ def _log_tail(paths: list[str | None]) -> list[str]:
 
 
 def cmd_start(args: Args) -> int:
+    # A hangup (the terminal closed) must not stop a start half-way: it
+    # completes and is recorded (the daemon itself never sees it).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
     name, pidfile = pidfile_of(args)
-    options = _context_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
+    options = _spawn_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
+    controls = records.controls_of(args)
     ensure_rundir(pidfile)
+    return start(name, pidfile, command, options, controls, args.wait_ready, args.timeout)
+
+
+def start(
+    name: str,
+    pidfile: str,
+    command: list[str],
+    options: dict[str, Any],
+    controls: dict[str, Any],
+    wait_ready: str,
+    timeout: float,
+) -> int:
+    """Start and record a daemon; the exit status of ``start``."""
     progress = _Progress()
+    sizes = _log_sizes([options["stderr"], options["stdout"]])
     started = time.monotonic()
     try:
         try:
             pid = daemonkit.spawn(
-                command,
-                pidfile=pidfile,
-                wait_ready=args.wait_ready,
-                timeout=args.timeout,
-                on_wait=progress,
-                **options,
+                command, pidfile=pidfile, wait_ready=wait_ready, timeout=timeout, on_wait=progress, **options
             )
         finally:
             progress.clear()  # before any message
@@ -129,28 +164,22 @@ def cmd_start(args: Args) -> int:
         return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1)
     except daemonkit.StartupError as exc:
         error(f"{name}: {exc}")
-        for line in _log_tail([options["stderr"], options["stdout"]]):
-            sys.stderr.write(line + "\n")
+        for line in _log_tail(sizes):
+            try:
+                sys.stderr.write(line + "\n")
+            except OSError:
+                break
         return exc.exit_status
     elapsed_ms = (time.monotonic() - started) * 1000
-    # json brings re and enum: ~5 ms of CPU, loaded only now, not while the
-    # command starts (it would compete with it for the CPU) or before the exec.
-    from daemonkit import record
-
-    # The options as parsed (less the handler function), so that restart can
-    # rebuild the same Args.
-    options_seen = {key: value for key, value in vars(args).items() if key != "func"}
-    record.write(
-        pidfile,
-        {
-            "name": name,
-            "pid": pid,
-            "command": command,
-            "started": time.time(),
-            "options": {**options_seen, "command": command, "pidfile": pidfile},
-        },
-    )
-    print(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
+    record = records.make(name, pid, command, options, controls, wait_ready, timeout)
+    try:
+        records.write(pidfile, record)
+    except (OSError, daemonkit.DaemonError) as exc:
+        # Without its record the daemon could not be restarted or shown as
+        # started: stop it rather than exit 1 while it runs.
+        daemonkit.stop(pidfile, controls["stop_timeout"])
+        return fail(f"{name}: started, but could not record it ({exc}); stopped it", 1)
+    say(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
     return 0
 
 
@@ -171,7 +200,7 @@ def cmd_run(args: Args) -> int:
         pidfile = os.path.join(rundir(), check_name(args.name) + ".pid")
         ensure_rundir(pidfile)
     try:
-        return daemonkit.run(command, pidfile=pidfile, **_context_options(args, default_log=None))
+        return daemonkit.run(command, pidfile=pidfile, **_spawn_options(args, default_log=None))
     except daemonkit.AlreadyRunning as exc:
         assert pidfile is not None
         name = args.name or command[0]
@@ -181,20 +210,24 @@ def cmd_run(args: Args) -> int:
 
 
 def cmd_restart(args: Args) -> int:
-    from daemonkit import record  # json: loaded only where records are used
-
     name, pidfile = pidfile_of(args)
-    recorded = record.read(pidfile)
-    if not recorded or not isinstance(recorded.get("options"), dict):
+    record = records.read(pidfile)
+    if record is None:
         return fail(
-            f"{name}: no record of how it was started ({record.path_for(pidfile)}); use '{PROG} start'", 1
+            f"{name}: no record of how it was started ({records.path_for(pidfile)}); use '{PROG} start'", 1
         )
+    spawn_options = record["spawn"]
+    controls = record["controls"]
+    timeout = args.timeout or controls["stop_timeout"]
+    before = daemonkit.status(pidfile)
     try:
-        daemonkit.stop(pidfile, args.timeout)
+        daemonkit.stop(pidfile, timeout, signal=records.signal_of(controls["stop_signal"]), state=before)
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
-    start_args = Args(**recorded["options"])
-    return cmd_start(start_args)
+    if before.running:
+        say(f"stopped {name} (pid {before.pid})")
+    argv = list(spawn_options.pop("argv"))
+    return start(name, pidfile, argv, spawn_options, controls, record["wait_ready"], record["timeout"])
 
 
 def _unit_directory() -> tuple[str, str, str]:
@@ -206,12 +239,15 @@ def _unit_directory() -> tuple[str, str, str]:
 
 
 def cmd_unit(args: Args) -> int:
+    from daemonkit.systemd import service_unit
+
     command = _command_of(args)
     name = check_name(args.name)
     environ = dict(item.partition("=")[::2] for item in args.env)
     streams = _streams(args, default_log=None)
+    controls = records.controls_of(args)
     directory, wanted_by, systemctl = _unit_directory()
-    text = daemonkit.service_unit(
+    text = service_unit(
         name,
         command,
         notify=args.wait_ready == "notify",
@@ -223,6 +259,9 @@ def cmd_unit(args: Args) -> int:
         stdout=streams["stdout"],
         stderr=streams["stderr"],
         wanted_by=wanted_by,
+        stop_signal=controls["stop_signal"],
+        stop_timeout=controls["stop_timeout"],
+        reload_signal=controls["reload_signal"],
     )
     if args.wait_ready not in ("exec", "notify"):
         error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")

@@ -1,68 +1,82 @@
-"""``stop``, ``status``, ``reload`` and ``list``: the commands that look
-at or act on a running daemon."""
+"""``stop``, ``status``, ``reload``, ``list`` and ``forget``: the commands
+that look at or act on a daemon."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 
 import daemonkit
 
-from .common import PROG, UsageError, fail, pidfile_of, rundir
+from . import records
+from .common import PROG, UsageError, fail, hint_target, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
+    from argparse import Namespace as Args
     from typing import Any
-
-    from .parse import Args
 
 
 def signal_number(text: str) -> int:
-    import signal
+    return records.signal_of(records.signal_name(text))
 
-    name = text.upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    if name.removeprefix("SIG").isdigit():
-        return int(name.removeprefix("SIG"))
-    if not hasattr(signal, name) or name.startswith("SIG_"):
-        raise UsageError(f"unknown signal {text!r}")
-    return int(getattr(signal, name))
+
+def _controls(pidfile: str) -> dict[str, Any]:
+    record = records.read_for_display(pidfile)
+    controls = record.get("controls")
+    return controls if isinstance(controls, dict) else {}
 
 
 def cmd_stop(args: Args) -> int:
     name, pidfile = pidfile_of(args)
-    state = daemonkit.status(pidfile)
-    if state.state == "unknown":
-        return fail(f"{name}: {state.reason}", 1)
-    if state.state in ("stale", "stopped"):
-        suffix = " (stale pidfile); removed it" if state.stale_pidfile else ""
-        daemonkit.stop(pidfile)
-        print(f"{name}: not running{suffix}")
-        return 0
+    controls = _controls(pidfile)
+    sig = args.signal or records.signal_of(controls.get("stop_signal", "TERM"))
+    timeout = args.timeout or controls.get("stop_timeout", records.DEFAULT_STOP_TIMEOUT)
     started = time.monotonic()
+    sig_name = records.signal_name(str(sig))
 
     def on_kill(pid: int) -> None:
-        import signal
-
-        sig = signal.Signals(args.signal).name
-        print(f"{name}: still running {args.timeout:g} s after {sig}; sending SIGKILL", file=sys.stderr)
+        print(
+            f"{name}: pid {pid} still running {timeout:g} s after SIG{sig_name}; sending SIGKILL",
+            file=sys.stderr,
+        )
 
     try:
-        daemonkit.stop(pidfile, args.timeout, signal=args.signal, on_kill=on_kill, unlocked=args.unlocked)
+        state = daemonkit.stop(pidfile, timeout, signal=sig, on_kill=on_kill, unlocked=args.unlocked)
     except daemonkit.UnlockedPidFile as exc:
-        return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {name}'", 1)
+        target = hint_target(name, pidfile, args)
+        return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {target}'", 1)
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
+    if state.state in ("stale", "stopped"):
+        suffix = " (stale pidfile); removed it" if state.state == "stale" else ""
+        say(f"{name}: not running{suffix}")
+        return 0
     what = f"pid {state.pid}" if state.running else "what it left running"
-    print(f"stopped {name} ({what}) in {(time.monotonic() - started) * 1000:.0f} ms")
+    say(f"stopped {name} ({what}) in {(time.monotonic() - started) * 1000:.0f} ms")
     return 0
 
 
-def _uptime(started: float | None) -> str:
-    if started is None:
+def _describe(name: str, pidfile: str) -> dict[str, Any]:
+    state = daemonkit.status(pidfile)
+    record = records.read_for_display(pidfile)
+    uptime = max(0.0, time.time() - state.started) if state.running and state.started else None
+    return {
+        "name": name,
+        **state.as_dict(),  # pidfile, state, pid, started, reason, locked, holders
+        "holders": list(state.holders),
+        "uptime": round(uptime, 3) if uptime is not None else None,
+        "command": record.get("command"),
+        "lsb": state.lsb_code,
+    }
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
         return "-"
-    seconds = int(max(0, time.time() - started))
+    seconds = int(seconds)
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
@@ -71,18 +85,10 @@ def _uptime(started: float | None) -> str:
     return " ".join(shown) or "0s"
 
 
-def _describe(name: str, pidfile: str) -> dict[str, Any]:
-    from daemonkit import record  # json: loaded only where records are used
-
-    state = daemonkit.status(pidfile)
-    recorded = record.read(pidfile) or {}
-    return {
-        "name": name,
-        **state.as_dict(),  # state, pid, started, reason, locked, pidfile
-        "uptime": _uptime(state.started) if state.running else None,
-        "command": recorded.get("command"),
-        "lsb": state.lsb_code,
-    }
+def _command_text(command: Any) -> str:
+    return (
+        shlex.join(command) if isinstance(command, list) and all(isinstance(w, str) for w in command) else ""
+    )
 
 
 def cmd_status(args: Args) -> int:
@@ -91,31 +97,57 @@ def cmd_status(args: Args) -> int:
     if args.json:
         import json
 
-        print(json.dumps(info))
+        say(json.dumps(info))
         return int(info["lsb"])
     state = info["state"]
+    target = hint_target(name, pidfile, args)
     if state == "running":
         unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
-        print(f"{name}: running (pid {info['pid']}), up {info['uptime']}{unlocked}")
+        say(f"{name}: running (pid {info['pid']}), up {_uptime(info['uptime'])}{unlocked}")
     elif state == "dead":
-        print(f"{name}: dead: {info['reason']}; '{PROG} stop {name}' stops them")
+        say(f"{name}: dead: {info['reason']}; '{PROG} stop {target}' stops them")
     elif state == "stale":
-        print(f"{name}: not running, but its pidfile is left behind (stale); '{PROG} stop {name}' removes it")
+        say(f"{name}: not running, but its pidfile is left behind (stale); '{PROG} stop {target}' removes it")
     elif state == "stopped":
-        print(f"{name}: not running")
+        say(f"{name}: not running")
     else:
-        print(f"{name}: unknown: {info['reason']}")
+        say(f"{name}: unknown: {info['reason']}")
     if info["command"]:
-        print(f"  command  {' '.join(info['command'])}")
-    print(f"  pidfile  {pidfile}")
+        say(f"  command  {_command_text(info['command'])}")
+    say(f"  pidfile  {pidfile}")
     return int(info["lsb"])
 
 
 def cmd_reload(args: Args) -> int:
     name, pidfile = pidfile_of(args)
-    if not daemonkit.reload(pidfile):
+    controls = _controls(pidfile)
+    sig = args.signal or records.signal_of(controls.get("reload_signal", "HUP"))
+    state = daemonkit.reload(pidfile, signal=sig, force=args.force)
+    if not state.running:
         return fail(f"{name}: not running", 3)
-    print(f"{name}: sent SIGHUP")
+    say(f"{name}: sent SIG{records.signal_name(str(sig))} to pid {state.pid}")
+    return 0
+
+
+def cmd_forget(args: Args) -> int:
+    name, pidfile = pidfile_of(args)
+    state = daemonkit.status(pidfile)
+    if state.state in ("running", "dead"):
+        raise UsageError(
+            f"{name} is {state.state}; stop it first: '{PROG} stop {hint_target(name, pidfile, args)}'"
+        )
+    path = records.path_for(pidfile)
+    removed = False
+    for leftover in (path, pidfile if state.state == "stale" else None):
+        if leftover is not None:
+            try:
+                os.unlink(leftover)
+                removed = True
+            except FileNotFoundError:
+                pass
+    if not removed:
+        return fail(f"{name}: nothing to forget (no {path})", 1)
+    say(f"forgot {name}")
     return 0
 
 
@@ -130,16 +162,16 @@ def cmd_list(args: Args) -> int:
     if args.json:
         import json
 
-        print(json.dumps(rows))
+        say(json.dumps(rows))
         return 0
     if not rows:
-        print(f"no daemons in {directory}")
+        say(f"no daemons in {directory}")
         return 0
     table = [("NAME", "PID", "STATE", "UPTIME", "COMMAND")] + [
-        (r["name"], str(r["pid"] or "-"), r["state"], r["uptime"] or "-", " ".join(r["command"] or []))
+        (r["name"], str(r["pid"] or "-"), r["state"], _uptime(r["uptime"]), _command_text(r["command"]))
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
     return 0

@@ -1,14 +1,14 @@
-"""The command line, described once and read two ways.
+"""The command line, described once as a table and read by argparse.
 
-Every well-formed command line is read by a few lines over one table of
-commands and options. argparse reads the same table, but is imported only
-for ``--help``, ``--version`` and mistakes, where its messages are wanted:
-with the ``re`` and ``enum`` modules it brings, it costs ~8 ms, a third of
-what ``daemonkit start`` spends before its command runs.
+Only the parser of the subcommand given is built (the others are listed
+for ``--help``, without their options): building them all costs more than
+reading the command line.
 """
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 
@@ -16,7 +16,6 @@ from .common import UsageError
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Sequence
     from typing import Any, Callable
 
@@ -38,12 +37,12 @@ class Option:
         default: Any = None,
         convert: Callable[[str], Any] | None = None,
         repeat: bool = False,
+        choices: Sequence[str] | None = None,
     ) -> None:
         self.flag, self.help, self.default, self.convert, self.repeat = flag, help, default, convert, repeat
+        self.choices = choices
         self.dest = flag.removeprefix("--").replace("-", "_")
         self.metavar = self.dest.upper() if metavar == "" else metavar
-        if metavar is None:  # a flag: off unless given, as argparse's store_true
-            self.default = False
 
 
 class Command:
@@ -54,7 +53,7 @@ class Command:
         self,
         name: str,
         help: str,
-        func: Callable[[Args], int],
+        func: Callable[[argparse.Namespace], int],
         options: Sequence[Option] = (),
         *,
         takes_name: int = NO_NAME,
@@ -62,22 +61,23 @@ class Command:
     ) -> None:
         self.name, self.help, self.func, self.options = name, help, func, tuple(options)
         self.takes_name, self.takes_command = takes_name, takes_command
-        self.by_flag = {option.flag: option for option in self.options}
 
 
-class Args:
-    """The parsed command line: one attribute per option, plus ``func``,
-    and ``name`` and ``command`` where the command takes them."""
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a suggestion for a mistyped option."""
 
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
+    known: Sequence[str] = ()
 
-    # For type checkers: the attributes come from the table.
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
+    def error(self, message: str) -> Any:
+        if "unrecognized arguments:" in message:
+            import difflib
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        self.__dict__[name] = value
+            for word in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(word.split("=")[0], self.known, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        super().error(message)
 
 
 class Program:
@@ -87,112 +87,69 @@ class Program:
         self.name, self.description, self.version = name, description, version
         self.commands = {command.name: command for command in commands}
 
-    def parse(self, argv: Sequence[str], *, quick: bool = True) -> Args:
-        """The command line as Args. argparse prints help or the mistake and
-        exits, or reads what the quick parser leaves to it (``start CMD``
-        without ``--``, or ``--time`` for ``--timeout``)."""
-        args = self._parse_quickly(argv) if quick else None
-        if args is not None:
-            return args
-        parser = self._argparse_parser()
+    def parse(self, argv: Sequence[str]) -> argparse.Namespace:
+        """The command line as a Namespace with ``func``; argparse prints
+        help or the mistake and exits with status 2."""
         argv, command = _split_command(argv)
+        wanted = argv[0] if argv and argv[0] in self.commands else None
+        parser = self.parser(wanted)
         namespace = parser.parse_args(argv)
+        spec = self.commands[namespace.action]
         if command is not None:
-            if not hasattr(namespace, "command") or namespace.command:
+            if not spec.takes_command or namespace.command:
                 parser.error("unexpected arguments before or after --")
             namespace.command = command
-        return Args(**vars(namespace))
+        return namespace
 
-    def print_usage(self) -> None:
-        self._argparse_parser().print_usage(sys.stderr)
+    def print_usage(self, command: str | None = None) -> None:
+        self.parser(command).print_usage(sys.stderr)
 
-    def _parse_quickly(self, argv: Sequence[str]) -> Args | None:
-        """None for anything but a plain, valid command line."""
-        argv, command = _split_command(argv)
-        spec = self.commands.get(argv[0]) if argv else None
-        if spec is None:
-            return None
-        values: dict[str, Any] = {"action": spec.name, "func": spec.func}
-        for option in spec.options:
-            values[option.dest] = [] if option.repeat else option.default
-        names = []
-        rest = iter(argv[1:])
-        for token in rest:
-            if not token.startswith("-"):
-                names.append(token)
-                continue
-            flag, equals, text = token.partition("=")
-            found = spec.by_flag.get(flag)
-            if found is None or (found.metavar is None and equals):
-                return None
-            option = found
-            if option.metavar is None:
-                values[option.dest] = True
-                continue
-            if not equals:
-                text = next(rest, "-")
-                if text.startswith("-"):  # a missing value, as argparse sees it
-                    return None
-            try:
-                value = option.convert(text) if option.convert else text
-            except (UsageError, ValueError):
-                return None
-            if option.repeat:
-                values[option.dest].append(value)
-            else:
-                values[option.dest] = value
-        if len(names) > (spec.takes_name != NO_NAME) or (spec.takes_name == NAME and not names):
-            return None
-        if spec.takes_name != NO_NAME:
-            values["name"] = names[0] if names else None
-        if spec.takes_command:
-            values["command"] = command or []
-        elif command is not None:
-            return None
-        return Args(**values)
-
-    def _argparse_parser(self) -> argparse.ArgumentParser:
-        import argparse
-
-        class Formatter(argparse.HelpFormatter):
-            """argparse's own formatter imports shutil (~4 ms) only to ask
-            for the terminal's width; os can answer that."""
-
-            def __init__(self, prog: str) -> None:
-                try:
-                    columns = os.get_terminal_size(sys.stderr.fileno()).columns
-                except (OSError, ValueError):
-                    columns = 80
-                super().__init__(prog, width=columns - 2)
-
-        parser = argparse.ArgumentParser(
-            prog=self.name, description=self.description, formatter_class=Formatter
-        )
+    def parser(self, wanted: str | None) -> argparse.ArgumentParser:
+        """The parser, with the options of ``wanted`` (every command's if None)."""
+        parser = _Parser(prog=self.name, description=self.description, formatter_class=_Formatter)
         parser.add_argument("--version", action="version", version=self.version)
         sub = parser.add_subparsers(dest="action", metavar="COMMAND", required=True)
         for spec in self.commands.values():
-            p = sub.add_parser(spec.name, help=spec.help, formatter_class=Formatter)
-            if spec.takes_name != NO_NAME:
-                optional = spec.takes_name == OPTIONAL_NAME
-                p.add_argument("name", nargs="?" if optional else None, metavar="NAME")
-            for option in spec.options:
-                if option.metavar is None:
-                    p.add_argument(option.flag, action="store_true", help=option.help)
-                    continue
-                p.add_argument(
-                    option.flag,
-                    metavar=option.metavar,
-                    default=[] if option.repeat else option.default,
-                    action="append" if option.repeat else "store",
-                    type=_for_argparse(option.convert) if option.convert else str,
-                    help=option.help,
-                )
-            if spec.takes_command:
-                # Without "--", start and run take the rest as the command.
-                nargs = argparse.REMAINDER if spec.takes_name == NO_NAME else "*"
-                p.add_argument("command", nargs=nargs, help="-- COMMAND [ARGS...]")
-            p.set_defaults(func=spec.func)
+            p = sub.add_parser(spec.name, help=spec.help, formatter_class=_Formatter)
+            if wanted is None or spec.name == wanted:
+                _add_arguments(p, spec)
+                parser.known = [*parser.known, *(option.flag for option in spec.options)]
         return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser, spec: Command) -> None:
+    assert isinstance(parser, _Parser)
+    parser.known = [option.flag for option in spec.options]
+    if spec.takes_name != NO_NAME:
+        optional = spec.takes_name == OPTIONAL_NAME
+        parser.add_argument("name", nargs="?" if optional else None, metavar="NAME")
+    for option in spec.options:
+        if option.metavar is None:
+            parser.add_argument(option.flag, action="store_true", help=option.help)
+            continue
+        parser.add_argument(
+            option.flag,
+            metavar=option.metavar,
+            default=[] if option.repeat else option.default,
+            action="append" if option.repeat else "store",
+            type=_for_argparse(option.convert) if option.convert else str,
+            choices=option.choices,
+            help=option.help,
+        )
+    if spec.takes_command:
+        # Without "--", start and run take the rest as the command.
+        nargs = argparse.REMAINDER if spec.takes_name == NO_NAME else "*"
+        parser.add_argument("command", nargs=nargs, help="-- COMMAND [ARGS...]")
+    parser.set_defaults(func=spec.func)
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = os.get_terminal_size(sys.stderr.fileno()).columns
+        except (OSError, ValueError):
+            columns = 80
+        super().__init__(prog, width=columns - 2)
 
 
 def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
@@ -207,7 +164,6 @@ def _split_command(argv: Sequence[str]) -> tuple[list[str], list[str] | None]:
 
 def _for_argparse(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """argparse shows the message of an ArgumentTypeError, not of ours."""
-    import argparse
 
     def converted(text: str) -> Any:
         try:
@@ -217,3 +173,21 @@ def _for_argparse(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
     converted.__name__ = convert.__name__  # argparse names the type in its message
     return converted
+
+
+def seconds(text: str) -> float:
+    """A duration: plain seconds, or with a unit: 100ms, 2s, 5m, 1h. Finite
+    and greater than zero."""
+    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+    value, scale = text.strip(), 1.0
+    for suffix, factor in units:
+        if value.endswith(suffix) and value[: -len(suffix)].replace(".", "", 1).isdigit():
+            value, scale = value[: -len(suffix)], factor
+            break
+    try:
+        number = float(value) * scale
+    except ValueError:
+        raise UsageError(f"invalid duration {text!r}: use seconds, such as 10, 1.5 or 100ms") from None
+    if not math.isfinite(number) or number <= 0:
+        raise UsageError(f"invalid duration {text!r}: use a finite number of seconds greater than 0")
+    return number
