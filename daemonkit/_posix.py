@@ -145,6 +145,17 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+def may_inspect(pid: int) -> bool:
+    """Whether we may read the fds of ``pid`` (our own, or we are root)."""
+    try:
+        os.listdir(f"/proc/{pid}/fd")
+    except PermissionError:
+        return False
+    except OSError:
+        return True  # gone: nothing hidden
+    return True
+
+
 def real_uid(pid: int) -> int | None:
     """The real uid ``pid`` runs as; None if unknown."""
     try:

@@ -91,7 +91,7 @@ def status(pidfile: str | os.PathLike[str]) -> Status:
     try:
         return _inspect(path)
     except PidFileError as exc:
-        return Status(path, "unknown", reason=exc.reason)
+        return Status(path, "unknown", reason=str(exc))
 
 
 def _inspect(path: str) -> Status:
@@ -137,8 +137,10 @@ def _holds(pid: int, st: os.stat_result) -> bool:
     """Whether ``pid`` (not us) holds the flock of the file ``st``."""
     if pid == os.getpid():
         return False
-    if _posix.HAS_PROC:
+    if _posix.HAS_PROC and _posix.may_inspect(pid):
         return _posix.holds_flock(pid, st.st_dev, st.st_ino)
+    # We may not look (another user's process): believe a file that only
+    # root or we could have written; signalling it then fails as "not ours".
     return _posix.is_alive(pid) and not untrusted(st)
 
 
@@ -201,7 +203,7 @@ def stop(
     path = os.path.abspath(os.fspath(pidfile))
     state = state or status(path)
     if state.state == "unknown":
-        raise PidFileError(path, state.reason or "unusable")
+        raise DaemonError(state.reason or f"pidfile {path}: unusable")
     if state.state in ("stopped", "stale"):
         remove_stale(path)
         return state
@@ -226,40 +228,47 @@ def stop(
                 signalled.add(pid)
         for pid in targets:
             _wait_for(pid, deadline)
-        targets = _lock_holders(dev, ino)
+        targets = _lock_holders(dev, ino, state.pid)
         if targets and time.monotonic() >= deadline:
-            _kill(targets, dev, ino, on_kill)
+            _kill(targets, dev, ino, on_kill, state.pid)
             break
     remove_stale(path, timeout=1.0)
     return state
 
 
-def _kill(pids: list[int], dev: int, ino: int, on_kill: Callable[[int], object] | None) -> None:
+def _kill(
+    pids: list[int], dev: int, ino: int, on_kill: Callable[[int], object] | None, main: int | None
+) -> None:
     """SIGKILL what is left; StopError if some of it outlives that too."""
+    if on_kill is not None:
+        on_kill(pids[0])
     for pid in pids:
-        if on_kill is not None:
-            on_kill(pid)
         _signal_holder(pid, dev, ino, _signal.SIGKILL)
     deadline = time.monotonic() + 5.0
     for pid in pids:
         _wait_for(pid, deadline)
-    left = [pid for pid in _lock_holders(dev, ino) if pid in pids or _posix.is_alive(pid)]
+    left = _lock_holders(dev, ino, main)
     if left:
         listed = " ".join(map(str, left))
         raise StopError(f"still holding the pidfile after SIGKILL: pid {listed}", tuple(left))
 
 
-def _lock_holders(dev: int, ino: int) -> list[int]:
-    """Live processes holding the lock, never the caller."""
+def _lock_holders(dev: int, ino: int, main: int | None) -> list[int]:
+    """Live processes holding the lock, never the caller; and the daemon
+    ``main`` while it lives, if we may not look at its fds."""
     me = os.getpid()
-    return [p for p in _posix.flock_holders(dev, ino) if p != me and _posix.is_alive(p)]
+    holders = [p for p in _posix.flock_holders(dev, ino) if p != me and _posix.is_alive(p)]
+    if main is not None and main not in holders and _posix.is_alive(main) and not _posix.may_inspect(main):
+        holders.insert(0, main)
+    return holders
 
 
 def _signal_holder(pid: int, dev: int, ino: int, sig: int) -> None:
     """Signal ``pid`` through a pidfd, if it still holds the lock once pinned."""
     try:
         with Target(pid) as target:
-            if _posix.HAS_PROC and not _posix.holds_flock(pid, dev, ino):
+            inspectable = _posix.HAS_PROC and _posix.may_inspect(pid)
+            if inspectable and not _posix.holds_flock(pid, dev, ino):
                 return  # exited, and its PID reused, before we pinned it
             if sig == _signal.SIGKILL:
                 target.kill()
@@ -308,7 +317,7 @@ def reload(
     path = os.path.abspath(os.fspath(pidfile))
     state = state or status(path)
     if state.state == "unknown":
-        raise PidFileError(path, state.reason or "unusable")
+        raise DaemonError(state.reason or f"pidfile {path}: unusable")
     if not state.running or state.pid is None:
         return state
     from .signals import signal_name

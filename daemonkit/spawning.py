@@ -80,7 +80,8 @@ def spawn(
     try:
         if mode.kind == "notify":
             notify = NotifySocket(*((plan.creds.uid, plan.creds.gid) if plan.creds else ()))
-            environ["NOTIFY_SOCKET"] = notify.path
+            assert plan.env is not None
+            plan.env["NOTIFY_SOCKET"] = notify.path
         mode.before_start()
         forked = launch.fork()
         if isinstance(forked, launch.Channel):

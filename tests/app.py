@@ -115,6 +115,8 @@ else:
             body()
     except daemonkit.AlreadyRunning as exc:
         if not config.get("catch"):
-            raise
+            sys.exit(f"app.py: {exc}")  # as a script would say it: one line
         print(f"caught {exc.pid}")
         sys.exit(0)
+    except daemonkit.DaemonError as exc:  # raised before the fork, in the launcher
+        sys.exit(f"app.py: {exc}")

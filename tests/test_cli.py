@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import stat
@@ -333,7 +334,7 @@ def test_stop_reaches_the_daemons_children(cli: Cli) -> None:
 
 def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli) -> None:
     """They inherited the lock fd: the daemon is dead, they are what it left."""
-    script = '"$0" 60 & echo $! > "$1"; exec true'
+    script = '"$0" 60 & echo $! > "$1"; "$0" 0.3; exec true'
     child_file = cli.tmp_path / "child.pid"
     cli("start", "--name", "parent", "--", "sh", "-c", script, cli.sleep, str(child_file))
     daemon = int(cli.pidfile("parent").read_text())
@@ -354,7 +355,8 @@ def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli) -> Non
         assert cli("status", "parent")[:2] == (
             1,
             f"parent: dead: {left}; 'daemonkit stop parent' stops them\n"
-            f"  command  sh -c {script} {cli.sleep} {child_file}\n  pidfile  {cli.pidfile('parent')}\n",
+            f"  command  {shlex.join(['sh', '-c', script, cli.sleep, str(child_file)])}\n"
+            f"  pidfile  {cli.pidfile('parent')}\n",
         )
         code, _, err = cli("start", "--name", "parent", "--", cli.sleep, "60")
         assert (code, err) == (
@@ -410,7 +412,7 @@ def test_reload_sends_sighup(cli: Cli, tmp_path: Path) -> None:
     script = 'trap "echo hup >> $1" HUP; while :; do "$0" 0.05; done'
     cli("start", "--name", "rel", "--", "sh", "-c", script, cli.sleep, str(marker))
     code, out, _ = cli("reload", "rel")
-    assert (code, out) == (0, "rel: sent SIGHUP\n")
+    assert (code, out) == (0, f"rel: sent SIGHUP to pid {cli.pid('rel', exe=None)}\n")
     wait_for(lambda: marker.exists() and marker.read_text() == "hup\n", what="HUP trap")
 
 
@@ -699,7 +701,7 @@ def test_stop_of_another_users_daemon_says_not_ours(cli: Cli) -> None:
         result = daemonkit_as_nobody("stop", "--pidfile", str(pidfile))
         assert result.returncode == 1
         assert result.stderr == (
-            f"daemonkit: pid {pid} is not ours to signal (another user's process);"
+            f"daemonkit: rootd: pid {pid} is not ours to signal (another user's process);"
             " run as its user or as root\n"
         )
         assert alive(pid)

@@ -341,7 +341,7 @@ def test_ready_timeout_terminates_the_half_started_daemon(launcher: Launcher) ->
     started = time.monotonic()
     result = launcher.run(options={"manual_ready": True, "ready_timeout": 0.5})
     assert time.monotonic() - started < 20
-    assert_failed_cleanly(launcher, result, 1, "not ready after 0.5 s; terminated it")
+    assert_failed_cleanly(launcher, result, 1, "not ready after 0.5 s; stopped it")
 
 
 def test_buffered_output_is_printed_once(launcher: Launcher, tmp_path: Path) -> None:

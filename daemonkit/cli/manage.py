@@ -39,7 +39,7 @@ def cmd_stop(args: Args) -> int:
 
     def on_kill(pid: int) -> None:
         print(
-            f"{name}: pid {pid} still running {timeout:g} s after SIG{sig_name}; sending SIGKILL",
+            f"{name}: still running {timeout:g} s after SIG{sig_name}; sending SIGKILL",
             file=sys.stderr,
         )
 
@@ -50,6 +50,8 @@ def cmd_stop(args: Args) -> int:
         return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {target}'", 1)
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
+    except daemonkit.DaemonError as exc:
+        return fail(f"{name}: {exc}", 1)
     if state.state in ("stale", "stopped"):
         suffix = " (stale pidfile); removed it" if state.state == "stale" else ""
         say(f"{name}: not running{suffix}")
