@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+# Numbers POSIX (XSI) fixes on every system, for default arguments and
+# comparisons: the signal module's enums cost ~3 ms to import, which
+# `import daemonkit` should not make a daemon pay; modules import `signal`
+# where they send or handle one.
+SIGHUP, SIGINT, SIGKILL, SIGTERM = 1, 2, 9, 15
 
 # Linux 5.3+ and Python 3.9+: a pidfd names one process, never its PID's
 # next owner, so a signal sent through it cannot hit a reused PID.
@@ -383,6 +388,8 @@ def pidfd_open(pid: int) -> int | None:
 def send_signal(pid: int, sig: int, pidfd: int | None) -> None:
     """Signal through the pidfd when there is one, so a reused PID is safe."""
     if pidfd is not None:
+        import signal
+
         signal.pidfd_send_signal(pidfd, sig)
     else:
         os.kill(pid, sig)

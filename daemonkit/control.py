@@ -10,10 +10,10 @@ never the caller, and never a PID that was reused since.
 from __future__ import annotations
 
 import os
-import signal as _signal
 import time
 
 from . import _posix
+from ._posix import SIGHUP, SIGKILL, SIGTERM
 from .errors import DaemonError, PidFileError, StopError, UnlockedPidFile
 from .kill import Target
 from .pidfile import read_pid, remove_stale, untrusted
@@ -184,7 +184,7 @@ def stop(
     pidfile: str | os.PathLike[str],
     timeout: float = 10.0,
     *,
-    signal: int = _signal.SIGTERM,
+    signal: int = SIGTERM,
     on_kill: Callable[[int], object] | None = None,
     unlocked: bool = False,
     state: Status | None = None,
@@ -243,7 +243,7 @@ def _kill(
     if on_kill is not None:
         on_kill(pids[0])
     for pid in pids:
-        _signal_holder(pid, dev, ino, _signal.SIGKILL)
+        _signal_holder(pid, dev, ino, SIGKILL)
     deadline = time.monotonic() + 5.0
     for pid in pids:
         _wait_for(pid, deadline)
@@ -270,7 +270,7 @@ def _signal_holder(pid: int, dev: int, ino: int, sig: int) -> None:
             inspectable = _posix.HAS_PROC and _posix.may_inspect(pid)
             if inspectable and not _posix.holds_flock(pid, dev, ino):
                 return  # exited, and its PID reused, before we pinned it
-            if sig == _signal.SIGKILL:
+            if sig == SIGKILL:
                 target.kill()
             else:
                 target.send(sig)
@@ -301,7 +301,7 @@ def _stop_unlocked(state: Status, sig: int, timeout: float, on_kill: Callable[[i
 def reload(
     pidfile: str | os.PathLike[str],
     *,
-    signal: int = _signal.SIGHUP,
+    signal: int = SIGHUP,
     force: bool = False,
     state: Status | None = None,
 ) -> Status:

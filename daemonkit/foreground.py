@@ -4,7 +4,6 @@ container's PID 1."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from . import steps
@@ -91,6 +90,8 @@ def _init(executable: str, argv: list[str]) -> int:
     handler SIGTERM would do nothing; and orphans re-parented to PID 1 would
     stay zombies forever if nobody waited for them.
     """
+    import signal
+
     from . import signals
 
     child = os.fork()

@@ -18,9 +18,9 @@ group's id reserved while it has members).
 from __future__ import annotations
 
 import os
-import signal
 
 from . import _posix
+from ._posix import SIGKILL, SIGTERM
 from .errors import DaemonError, StopError
 
 TYPE_CHECKING = False
@@ -76,9 +76,9 @@ class Target:
     def kill(self) -> None:
         """SIGKILL to the group and, through the pidfd, to the process
         itself: it may have left the group since (setsid on SIGTERM)."""
-        self.send(signal.SIGKILL)
+        self.send(SIGKILL)
         try:
-            _posix.send_signal(self.pid, signal.SIGKILL, self.pidfd)
+            _posix.send_signal(self.pid, SIGKILL, self.pidfd)
         except ProcessLookupError:
             pass
 
@@ -87,7 +87,7 @@ class Target:
 
     def terminate(
         self,
-        sig: int = signal.SIGTERM,
+        sig: int = SIGTERM,
         timeout: float = 10.0,
         on_kill: Callable[[int], object] | None = None,
         kill_timeout: float = 5.0,

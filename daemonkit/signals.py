@@ -9,27 +9,25 @@ thread is an error, not a silent no-op.
 
 from __future__ import annotations
 
-import signal
-
 from .errors import DaemonError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Mapping
     from types import FrameType
     from typing import Any, Callable, NoReturn, Optional, Union
 
     Handler = Union[Callable[[int, Optional[FrameType]], Any], int, signal.Handlers, None]
 
-# Job-control signals would stop a daemon that touches a terminal; they are
-# ignored (daemon(7)). SIGPIPE and SIGXFSZ stay ignored because Python code
-# expects BrokenPipeError and EFBIG exceptions, which is how Python starts.
-IGNORED: tuple[int, ...] = (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
-PYTHON_IGNORED: tuple[int, ...] = (signal.SIGPIPE, signal.SIGXFSZ)
-_UNCATCHABLE = {signal.SIGKILL, signal.SIGSTOP}
+# The signal module is imported where it is used: its enums cost ~3 ms,
+# paid in the launcher's steps.prepare() before the fork, not at `import
+# daemonkit`.
 
 
 def _set(sig: int, handler: Handler) -> None:
+    import signal
+
     if handler is None:
         handler = signal.SIG_IGN
     try:
@@ -49,13 +47,17 @@ def reset(*, for_exec: bool = False) -> None:
     raises KeyboardInterrupt, SIGPIPE/SIGXFSZ ignored). Before exec'ing
     another program those two go back to SIG_DFL too: exec keeps SIG_IGN,
     and a program started with SIGPIPE ignored misbehaves in pipelines.
+    SIGPIPE and SIGXFSZ stay ignored for Python code because it expects
+    BrokenPipeError and EFBIG exceptions, which is how Python starts.
     """
+    import signal
+
     for sig in signal.valid_signals():
-        if sig not in _UNCATCHABLE:
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
             _set(sig, signal.SIG_DFL)
     if not for_exec:
         _set(signal.SIGINT, signal.default_int_handler)
-        for ignored in PYTHON_IGNORED:
+        for ignored in (signal.SIGPIPE, signal.SIGXFSZ):
             _set(ignored, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
@@ -74,16 +76,22 @@ def install(
     on_reload: Callable[[], None],
     signal_map: Mapping[int, Handler] | None = None,
 ) -> None:
-    """Step 10: TERM exits cleanly, HUP reloads, job control is ignored."""
-    for sig in IGNORED:
+    """Step 10: TERM exits cleanly, HUP reloads, job control is ignored:
+    SIGTSTP, SIGTTIN and SIGTTOU would stop a daemon that touches a
+    terminal (daemon(7))."""
+    import signal
+
+    for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         _set(sig, signal.SIG_IGN)
     _set(signal.SIGTERM, _terminate)
     _set(signal.SIGHUP, lambda signum, frame: on_reload())
-    for sig, handler in (signal_map or {}).items():
-        _set(sig, handler)
+    for number, handler in (signal_map or {}).items():
+        _set(number, handler)
 
 
 def signal_name(sig: int) -> str:
+    import signal
+
     try:
         return signal.Signals(sig).name
     except ValueError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
 from . import _posix
@@ -113,7 +112,9 @@ class Startup:
                 if self.forked.status in ready:
                     self._read_status()
             except _Interrupted as exc:
-                self._abandon(f"interrupted by {signal.Signals(exc.signum).name}", 128 + exc.signum)
+                from .signals import signal_name
+
+                self._abandon(f"interrupted by {signal_name(exc.signum)}", 128 + exc.signum)
 
     def _ready(self) -> bool:
         """Ready in the mode, with the main process alive at this moment."""
@@ -231,14 +232,14 @@ class Startup:
         return self.pid
 
 
-_SCOPED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _scoped_handlers() -> dict[int, Any] | None:
     """While the launcher waits: Ctrl-C and SIGTERM abandon the start, a
     hangup is ignored (the start completes and is recorded). Only the main
     thread can set handlers; elsewhere they stay as they are."""
-    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in _SCOPED}
+    import signal
+
+    scoped = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous: dict[int, Any] = {sig: signal.getsignal(sig) for sig in scoped}
     try:
         signal.signal(signal.SIGINT, _interrupt)
     except ValueError:  # not the main thread
@@ -249,6 +250,8 @@ def _scoped_handlers() -> dict[int, Any] | None:
 
 
 def _restore(previous: dict[int, Any] | None) -> None:
+    import signal
+
     for sig, handler in (previous or {}).items():
         if handler is not None:  # None: set outside Python, cannot be restored
             signal.signal(sig, handler)

@@ -73,6 +73,7 @@ def prepare(plan: Plan, *, allow_threads: bool = False) -> Plan:
     # after a chroot they may find no files at all.
     import resource  # noqa: F401
     import select  # noqa: F401
+    import signal  # noqa: F401
 
     if not allow_threads and _posix.thread_count() > 1:
         raise DaemonError(
