@@ -3,8 +3,8 @@
     python benchmarks/bench_core.py [--runs N]
 
 Launch-to-ready is measured from starting the launcher until both (a) the
-launcher has exited and (b) the daemon's body has started (it sends one
-datagram to a socket this script holds). daemonkit's launcher waits for
+launcher has exited and (b) the daemon's body has started (it writes one
+byte to a FIFO this script reads). daemonkit's launcher waits for
 readiness; the bare double fork and python-daemon exit without waiting.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
+import select
 import statistics
 import subprocess
 import sys
@@ -25,10 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every contender imports what its body uses at the top, as scripts do, so
 # that the time measured is the daemonizing itself: a module imported after
 # the fork costs copy-on-write faults, whichever library forked.
-HEADER = "import os, socket, sys\n"
+HEADER = "import os, sys\n"
 BODY = """
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"up", sys.argv[1])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_NONBLOCK)
+os.write(fd, b"u")
+os.close(fd)
 """
 
 DAEMONS = {
@@ -86,10 +87,11 @@ def import_ms(module: str, runs: int) -> float:
     return statistics.median(samples)
 
 
-def launch_once(code: str, sock: socket.socket, address: str) -> float:
+def launch_once(code: str, fifo: int, path: str) -> float:
     start = time.perf_counter()
-    launcher = subprocess.Popen([sys.executable, "-c", code, address], env=env())
-    sock.recv(16)
+    launcher = subprocess.Popen([sys.executable, "-c", code, path], env=env())
+    select.select([fifo], [], [], 10)
+    os.read(fifo, 16)
     launcher.wait()
     return (time.perf_counter() - start) * 1000
 
@@ -97,15 +99,28 @@ def launch_once(code: str, sock: socket.socket, address: str) -> float:
 def launch_ms(runs: int, tmp: Path) -> dict[str, float]:
     """Median launch-to-ready per daemon; runs are interleaved so that
     machine noise hits every contender alike."""
-    address = str(tmp / "ready.sock")
+    path = str(tmp / "ready.fifo")
+    os.mkfifo(path)
+    fifo = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    keep_open = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # no EOF between runs
     samples: dict[str, list[float]] = {name: [] for name in DAEMONS}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.bind(address)
-        sock.settimeout(10)
+    try:
         for _ in range(runs):
             for name, code in DAEMONS.items():
-                samples[name].append(launch_once(code, sock, address))
+                samples[name].append(launch_once(code, fifo, path))
+    finally:
+        os.close(keep_open)
+        os.close(fifo)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def interpreter_ms(code: str, runs: int) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env(), check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
 
 
 def main() -> None:
@@ -128,6 +143,16 @@ def main() -> None:
     bare, peer = times["bare double fork"], times["python-daemon"]
     for name, ms in times.items():
         print(f"  {name:16} {ms:6.1f} ms   {ms / bare:.2f}x bare   {ms / peer:.2f}x python-daemon")
+
+    print(f"where daemonize()'s extra time goes (median of {args.runs})")
+    empty = interpreter_ms("import os, sys", args.runs)
+    imported = interpreter_ms("import daemonkit", args.runs)
+    prepared = interpreter_ms("import daemonkit.steps as s; s.prepare(s.Plan())", args.runs)
+    print(f"  interpreter, os and sys     {empty:6.1f} ms")
+    print(f"  + import daemonkit          {imported - empty:+6.1f} ms")
+    print(f"  + step 1 (imports signal...) {prepared - imported:+6.1f} ms")
+    rest = times["daemonkit"] - bare - (prepared - empty)
+    print(f"  + watcher, waiting for READY, steps 4-11 beyond the bare fork's  {rest:+6.1f} ms")
 
 
 if __name__ == "__main__":
