@@ -181,7 +181,7 @@ class DaemonContext:
             import traceback  # noqa: F401  (reload errors)
         streams.ensure_std_fds()
         if isinstance(self.pidfile, PidFile):
-            self.pidfile.lock()
+            self.pidfile.lock(service_uid=creds.uid if creds else None)
         return creds
 
     def _fork_or_exit(self) -> None:
@@ -202,7 +202,8 @@ class DaemonContext:
         signals.reset(for_exec=self._for_exec)  # 4
         if self.close_fds:  # 5
             _posix.close_fds_except(self._fds_to_keep())
-        streams.redirect(self.streams, self.umask, skip_unset=not self._detached)  # 6
+        uid = creds.uid if creds else None  # whose directories root may trust
+        streams.redirect(self.streams, self.umask, skip_unset=not self._detached, service_uid=uid)  # 6
         os.umask(self.umask)  # 7
         if self.chroot_directory is not None:
             privileges.chroot(self.chroot_directory)
@@ -228,7 +229,8 @@ class DaemonContext:
         from . import systemd
 
         keep: set[int] = set(systemd.listen_fd_range())
-        for obj in [self.pidfile, self._channel_fd(), *self.files_preserve, *self.streams]:
+        write_fd = getattr(self.pidfile, "write_fd", None)  # closed once the PID is written
+        for obj in [self.pidfile, write_fd, self._channel_fd(), *self.files_preserve, *self.streams]:
             fd = _fileno_or_none(obj)
             if fd is not None:
                 keep.add(fd)

@@ -69,10 +69,10 @@ class PIDLockFile(_pidfile.PidFile):
         timeout = self.timeout if timeout is None else timeout
         return timeout if timeout is not None and timeout > 0 else 0
 
-    def lock(self, timeout: float = 0) -> None:
+    def lock(self, timeout: float = 0, *, service_uid: int | None = None) -> None:
         """What daemonkit's DaemonContext calls in the launcher: honours the
         configured timeout."""
-        super().lock(timeout or self._wait(None))
+        super().lock(timeout or self._wait(None), service_uid=service_uid)
 
     def acquire(self, timeout: float | None = None) -> None:
         wait = self._wait(timeout)
