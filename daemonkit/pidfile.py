@@ -410,11 +410,10 @@ class PidFile:
             return
         try:
             if self.pid == os.getpid() and self._still_ours(fd):
-                try:
-                    os.unlink(self.path)  # while we still hold the lock
-                except OSError as exc:
-                    if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                        raise
+                os.unlink(self.path)  # while we still hold the lock
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
         finally:
             os.close(fd)
             if self.pid == os.getpid():

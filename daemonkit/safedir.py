@@ -169,6 +169,10 @@ def open_in_directory(
     try:
         fd = os.open(path if dir_fd is None else name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            # The kernel may say EACCES, not ELOOP, for an O_CREAT open of
+            # another user's symlink or file in a sticky directory.
+            _explain_denied(dir_fd, path, error)
         raise _open_error(path, exc, error) from exc
     try:
         _check_file(fd, path, os.geteuid() == 0, service_uid, error)
@@ -176,6 +180,18 @@ def open_in_directory(
         os.close(fd)
         raise
     return fd
+
+
+def _explain_denied(dir_fd: int | None, path: str, error: ErrorFactory) -> None:
+    try:
+        name = path if dir_fd is None else os.path.basename(path)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except OSError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise error(path, "is a symbolic link; refusing to follow it")
+    if os.geteuid() == 0 and st.st_uid != 0:
+        raise error(path, f"is owned by uid {st.st_uid}, who could have planted it; refusing as root")
 
 
 def _check_file(fd: int, path: str, as_root: bool, service_uid: int | None, error: ErrorFactory) -> None:

@@ -92,13 +92,15 @@ class _Progress:
 
 
 def _log_tail(paths: list[str | None]) -> list[str]:
+    from daemonkit import safedir
+
     for path in dict.fromkeys(p for p in paths if p):
-        try:
-            with open(path, "rb") as f:
+        try:  # as root, not through a symlink another user planted
+            with open(safedir.open_file(path, os.O_RDONLY), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - 8192))
                 lines = f.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
-        except OSError:
+        except (OSError, daemonkit.DaemonError):
             continue
         if lines:
             return [f"last lines of {path}:"] + [f"  | {line}" for line in lines]
