@@ -75,7 +75,10 @@ def _describe(name: str, pidfile: str) -> dict[str, Any]:
     from daemonkit import record  # json: loaded only where records are used
 
     state = daemonkit.status(pidfile)
-    recorded = record.read(pidfile) or {}
+    try:
+        recorded = record.read(pidfile) or {}
+    except daemonkit.DaemonError:  # planted, maybe: its command is not shown as this daemon's
+        recorded = {}
     return {
         "name": name,
         **state.as_dict(),  # state, pid, started, reason, locked, pidfile
