@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
+from . import privileges
 from .command import command_context, command_env, find_executable, prepare_exec
 from .errors import DaemonError
 
@@ -32,6 +33,7 @@ def run(
     executable = find_executable(argv[0], environ.get("PATH"))
     ctx = command_context(pidfile, False, {"env": environ, **options})
     creds = ctx._prepare()
+    privileges.apply_user_environment(ctx.env, ctx.user, creds, inherited=env is None)  # issue 9, item 15
     ctx._become_daemon(creds)
     if os.getpid() == 1:
         return _init(executable, list(argv))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+from . import privileges
 from .command import command_context, command_env, find_executable, prepare_exec
 from .context import DaemonContext
 from .errors import DaemonError, StartupError
@@ -56,6 +57,7 @@ def spawn(
     executable = find_executable(argv[0], environ.get("PATH"))
     ctx = command_context(pidfile, True, {"env": environ, **options})
     creds = ctx._prepare()
+    privileges.apply_user_environment(ctx.env, ctx.user, creds, inherited=env is None)  # issue 9, item 15
     notify: NotifySocket | None = None
     try:
         if mode.kind == "notify":
@@ -172,6 +174,7 @@ class _Startup:
         if self.mode.kind == "exec":
             return True
         if self.notify is not None:
+            self.notify.daemon_pid = self.pid  # only the daemon's READY=1 counts
             return self.notify.ready_received()
         return self.mode.check()
 

@@ -348,3 +348,38 @@ def test_release_after_the_privilege_drop_leaves_a_stale_file_and_no_error(publi
         for fd in (ready_r, ready_w, go_r, go_w):
             os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --- 15. --user sets HOME, USER, LOGNAME and SHELL --------------------------
+
+ECHO_ENV = 'echo "$HOME $USER $LOGNAME $SHELL"; exec sleep 60'
+
+
+@root_only
+def test_user_gets_its_home_user_logname_and_shell(cli: Cli, public: Path) -> None:
+    import pwd
+
+    pw = pwd.getpwnam("nobody")
+    log = public / "env.log"
+    code, _, err = cli(
+        "start", "--name", "env", "--user", "nobody", "--chdir", "/", "--log", str(log),
+        "--", "/bin/sh", "-c", ECHO_ENV, str(public),
+    )  # fmt: skip
+    assert code == 0, err
+    expected = f"{pw.pw_dir} nobody nobody {pw.pw_shell}\n"
+    wait_for(lambda: log.exists() and log.read_text() == expected, what="the command's environment")
+
+
+@root_only
+def test_an_explicit_environment_keeps_what_it_says(public: Path) -> None:
+    from daemonkit import spawn
+
+    log = public / "env.log"
+    pidfile = public / "env.pid"
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/srv/app"}
+    pid = spawn(
+        ["/bin/sh", "-c", ECHO_ENV, str(public)],
+        pidfile=str(pidfile), env=env, user="nobody", stdout=str(log), working_directory="/",
+    )  # fmt: skip
+    assert pid == is_running(pidfile)
+    wait_for(lambda: log.exists() and log.read_text().startswith("/srv/app nobody nobody "), what="env")
