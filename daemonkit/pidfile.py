@@ -304,6 +304,11 @@ class PidFile:
             write_fd = open_(os.O_RDWR | os.O_CREAT)
             try:
                 lock_fd = open_(os.O_RDONLY)
+            except PidFileError as exc:
+                os.close(write_fd)
+                if isinstance(exc.__cause__, FileNotFoundError):
+                    continue  # a holder released (unlinked) it between the two opens
+                raise
             except BaseException:
                 os.close(write_fd)
                 raise

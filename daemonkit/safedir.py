@@ -131,6 +131,7 @@ def open_file(
     *,
     service_uid: int | None = None,
     error: ErrorFactory = UnsafeFileError,
+    devices: bool = False,
 ) -> int:
     """Open the regular file at the absolute ``path``; return its fd (O_CLOEXEC).
 
@@ -140,12 +141,16 @@ def open_file(
     ``service_uid``'s, writable by no one else unless sticky), the file is
     opened relative to the last of them, and a file with other hard links,
     or owned by anyone but root, us or ``service_uid`` (planted in a sticky
-    directory), is refused. The fd keeps O_NONBLOCK, which regular files
-    ignore. Raises ``error(path, reason)``.
+    directory), is refused. With ``devices``, a character device (such as
+    /dev/null or a console given as a log) is accepted too: only root can
+    create one, so none can have been planted. The fd keeps O_NONBLOCK,
+    which regular files ignore. Raises ``error(path, reason)``.
     """
     dir_fd = open_trusted_directory(path, service_uid=service_uid, error=error) if os.geteuid() == 0 else None
     try:
-        return open_in_directory(dir_fd, path, flags, mode, service_uid=service_uid, error=error)
+        return open_in_directory(
+            dir_fd, path, flags, mode, service_uid=service_uid, error=error, devices=devices
+        )
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
@@ -159,6 +164,7 @@ def open_in_directory(
     *,
     service_uid: int | None = None,
     error: ErrorFactory = UnsafeFileError,
+    devices: bool = False,
 ) -> int:
     """:func:`open_file`'s last step: open the file named by ``path``'s last
     component in ``dir_fd`` (from :func:`open_trusted_directory`; None: by
@@ -175,7 +181,7 @@ def open_in_directory(
             _explain_denied(dir_fd, path, error)
         raise _open_error(path, exc, error) from exc
     try:
-        _check_file(fd, path, os.geteuid() == 0, service_uid, error)
+        _check_file(fd, path, os.geteuid() == 0, service_uid, error, devices)
     except BaseException:
         os.close(fd)
         raise
@@ -194,8 +200,12 @@ def _explain_denied(dir_fd: int | None, path: str, error: ErrorFactory) -> None:
         raise error(path, f"is owned by uid {st.st_uid}, who could have planted it; refusing as root")
 
 
-def _check_file(fd: int, path: str, as_root: bool, service_uid: int | None, error: ErrorFactory) -> None:
+def _check_file(
+    fd: int, path: str, as_root: bool, service_uid: int | None, error: ErrorFactory, devices: bool
+) -> None:
     st = os.fstat(fd)
+    if devices and stat.S_ISCHR(st.st_mode) and st.st_uid == 0:
+        return
     if not stat.S_ISREG(st.st_mode):
         raise error(path, "is not a regular file; refusing to use it")
     if not as_root:

@@ -27,7 +27,8 @@ def open_path(path: str, fd_no: int, umask: int, service_uid: int | None = None)
     """Open a stream's file the way every file opened as root is opened
     (safedir.open_file): a log directory the service user owns could
     otherwise hold a symlink that makes root append to any file of its own.
-    Raises UnsafeFileError naming the file."""
+    A character device (/dev/null, a console) is accepted as well as a
+    regular file. Raises UnsafeFileError naming the file."""
     from .errors import UnsafeFileError
     from .safedir import open_file
 
@@ -35,10 +36,10 @@ def open_path(path: str, fd_no: int, umask: int, service_uid: int | None = None)
         return UnsafeFileError(where, reason, _KINDS[fd_no])
 
     if fd_no == 0:
-        fd = open_file(path, os.O_RDONLY, service_uid=service_uid, error=error)
+        fd = open_file(path, os.O_RDONLY, service_uid=service_uid, error=error, devices=True)
     else:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        fd = open_file(path, flags, 0o666 & ~umask, service_uid=service_uid, error=error)
+        fd = open_file(path, flags, 0o666 & ~umask, service_uid=service_uid, error=error, devices=True)
     os.set_blocking(fd, True)  # the daemon's stdio, as programs expect it
     return fd
 

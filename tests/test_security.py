@@ -383,3 +383,49 @@ def test_an_explicit_environment_keeps_what_it_says(public: Path) -> None:
     )  # fmt: skip
     assert pid == is_running(pidfile)
     wait_for(lambda: log.exists() and log.read_text().startswith("/srv/app nobody nobody "), what="env")
+
+
+@root_only
+def test_a_character_device_is_still_a_valid_log(cli: Cli) -> None:
+    code, _, err = cli("start", "--name", "null", "--stdout", "/dev/null", "--", cli.sleep, "60")
+    assert code == 0, err
+    pid = cli.pid("null")
+    assert os.readlink(f"/proc/{pid}/fd/1") == "/dev/null"
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
+        open_file("/dev/null", os.O_WRONLY)  # devices only where a stream asks for them
+
+
+@pytest.mark.timeout(60)
+def test_lock_and_release_racing_keep_one_holder_at_a_time(tmp_path: Path) -> None:
+    """RELIABILITY 10-11 with two opens per lock: holders unlink on release
+    while others open, and never two hold at once (an O_EXCL marker)."""
+    code = (
+        "import os, sys\nfrom daemonkit import PidFile, AlreadyRunning\n"
+        "path, marker = sys.argv[1], sys.argv[2]\n"
+        "held = 0\n"
+        "for _ in range(150):\n"
+        "    p = PidFile(path)\n"
+        "    try:\n"
+        "        p.acquire(timeout=5)\n"
+        "    except AlreadyRunning:\n"
+        "        continue\n"
+        "    os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
+        "    os.unlink(marker)\n"
+        "    held += 1\n"
+        "    p.release()\n"
+        "print(held)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    argv = [sys.executable, "-c", code, str(tmp_path / "app.pid"), str(tmp_path / "marker")]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(4)
+    ]
+    try:
+        results = [proc.communicate(timeout=50) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    for (out, err), proc in zip(results, procs):
+        assert proc.returncode == 0, err.decode()
+        assert int(out) == 150
