@@ -429,3 +429,16 @@ def test_lock_and_release_racing_keep_one_holder_at_a_time(tmp_path: Path) -> No
     for (out, err), proc in zip(results, procs):
         assert proc.returncode == 0, err.decode()
         assert int(out) == 150
+
+
+def test_without_proc_the_holder_is_believed_only_from_a_safe_file(
+    locked_pidfile: tuple[Path, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemonkit import _posix
+
+    path, daemon = locked_pidfile
+    monkeypatch.setattr(_posix, "HAS_PROC", False)  # as on BSD or macOS: no fdinfo, no /proc/locks
+    assert is_running(path) == daemon.pid
+    os.chmod(path, 0o666)
+    with pytest.raises(PidFileError, match="does not hold its lock"):
+        is_running(path)
