@@ -442,3 +442,23 @@ def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str |
         if inside and len(mount_point) >= best:  # later mounts stack on earlier ones
             best, found = len(mount_point), tail.split()[0]
     return found
+
+
+def flock_held_by(pid: int, dev: int, ino: int) -> bool | None:
+    """Whether ``pid`` has an fd on the flock of the file (dev, ino): True,
+    False, or None where we cannot tell (no /proc, or not ours to look at).
+
+    Unlike :func:`has_file_open`, a process that merely opened the file (a
+    ``tail -f``, a log shipper) is not taken for the holder.
+    """
+    if not HAS_PROC:
+        return None
+    try:
+        os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return None
+    except OSError:
+        return False
+    return holds_flock(pid, dev, ino)

@@ -42,7 +42,7 @@ class Status:
     (the file is unusable or untrusted; ``reason`` says why).
     """
 
-    __slots__ = ("pidfile", "state", "pid", "started", "reason", "locked", "holders", "file_id")
+    __slots__ = ("pidfile", "state", "pid", "started", "reason", "locked", "holders", "file_id", "error")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Status:
         locked: bool = True,
         holders: tuple[int, ...] = (),
         file_id: tuple[int, int] | None = None,
+        error: PidFileError | None = None,
     ) -> None:
         self.pidfile = pidfile
         self.state = state
@@ -69,6 +70,8 @@ class Status:
         self.holders = holders
         #: (st_dev, st_ino) of the pidfile that was inspected.
         self.file_id = file_id
+        #: Why the state is "unknown": what stop() and reload() raise.
+        self.error = error
 
     @property
     def running(self) -> bool:
@@ -79,7 +82,7 @@ class Status:
         return LSB_CODES.get(self.state, LSB_UNKNOWN)
 
     def as_dict(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__ if name != "file_id"}
+        return {name: getattr(self, name) for name in self.__slots__ if name not in ("file_id", "error")}
 
     def __repr__(self) -> str:
         return f"Status({self.pidfile!r}, {self.state!r}, pid={self.pid})"
@@ -91,7 +94,7 @@ def status(pidfile: str | os.PathLike[str]) -> Status:
     try:
         return _inspect(path)
     except PidFileError as exc:
-        return Status(path, "unknown", reason=str(exc))
+        return Status(path, "unknown", reason=str(exc), error=exc)
 
 
 def _inspect(path: str) -> Status:
@@ -203,7 +206,7 @@ def stop(
     path = os.path.abspath(os.fspath(pidfile))
     state = state or status(path)
     if state.state == "unknown":
-        raise DaemonError(state.reason or f"pidfile {path}: unusable")
+        raise state.error or PidFileError(path, "unusable")
     if state.state in ("stopped", "stale"):
         remove_stale(path)
         return state
@@ -317,7 +320,7 @@ def reload(
     path = os.path.abspath(os.fspath(pidfile))
     state = state or status(path)
     if state.state == "unknown":
-        raise DaemonError(state.reason or f"pidfile {path}: unusable")
+        raise state.error or PidFileError(path, "unusable")
     if not state.running or state.pid is None:
         return state
     from .signals import signal_name

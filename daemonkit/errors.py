@@ -106,3 +106,27 @@ class NotifyError(DaemonError, OSError):
 
     def __str__(self) -> str:
         return f"cannot notify {self.address}: {self.strerror}"
+
+
+class UnsafeFileError(DaemonError):
+    """A file daemonkit was to open as root (a log, stdout/stderr, a start
+    record) could have been planted or redirected by another user, or cannot
+    be used. ``kind`` says what the file was for.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, kind: str = "file") -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        self.kind = kind
+        super().__init__(self.path, reason, kind)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.path}: {self.reason}"
+
+
+class RecordError(UnsafeFileError):
+    """A start record that is not to be believed (planted, or in a directory
+    other users can write to), or that cannot be written."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, kind: str = "start record") -> None:
+        super().__init__(path, reason, kind)

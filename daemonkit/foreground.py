@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import steps
+from . import privileges, steps
 from .command import command_env, find_executable
 from .errors import DaemonError
 
@@ -14,8 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
-
-    from . import privileges
 
 
 def run(
@@ -63,6 +61,7 @@ def run(
         for_exec=True,
     )
     steps.prepare(plan, allow_threads=True)
+    privileges.apply_user_environment(plan.env, user, plan.creds, inherited=env is None)  # as systemd's User=
     try:
         steps.become_daemon(plan, None, detached=False)
     except BaseException:

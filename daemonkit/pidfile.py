@@ -142,7 +142,14 @@ def untrusted(st: os.stat_result) -> bool:
 
 
 def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
-    """The PID in a locked pidfile, verified to hold the file open."""
+    """The PID in a locked pidfile, verified to hold the lock on it.
+
+    Merely having the file open proves nothing: a ``tail -f``, a log
+    shipper or the caller itself has it open, and a daemon that dropped its
+    privileges could write any of their PIDs into it. Only a process with an
+    fd on the flock counts (/proc/PID/fdinfo); the caller, only if it
+    provably holds the lock itself.
+    """
     deadline = time.monotonic() + _STARTING_GRACE
     pid = _read(fd, path)
     while pid is None:  # locked but not yet written: the daemon is starting
@@ -150,9 +157,11 @@ def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
             raise PidFileError(path, "is locked but holds no PID")
         time.sleep(0.005)
         pid = _read(fd, path)
-    holds = _posix.has_file_open(pid, st.st_dev, st.st_ino)
+    holds = _posix.flock_held_by(pid, st.st_dev, st.st_ino)
+    if pid == os.getpid() and holds is not True:
+        raise PidFileError(path, f"names PID {pid}, the caller itself; refusing to trust it")
     if holds is False or (holds is None and untrusted(st)):
-        raise PidFileError(path, f"names PID {pid}, which does not hold it; refusing to trust it")
+        raise PidFileError(path, f"names PID {pid}, which does not hold its lock; refusing to trust it")
     return pid
 
 
@@ -184,8 +193,8 @@ def lock_holder(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | No
 
 
 def still_holds(pid: int, st: os.stat_result) -> bool:
-    """False if ``pid`` provably no longer has the pidfile (dev, ino) open."""
-    return _posix.has_file_open(pid, st.st_dev, st.st_ino) is not False
+    """False if ``pid`` provably no longer holds the lock on the pidfile (dev, ino)."""
+    return _posix.flock_held_by(pid, st.st_dev, st.st_ino) is not False
 
 
 def remove_stale(path: str | os.PathLike[str], timeout: float = 0) -> bool:
@@ -214,16 +223,29 @@ class PidFile:
     ``with PidFile("app.pid"):`` takes the lock and writes our PID, or raises
     :class:`AlreadyRunning`. Leaving the block removes the file, but only
     from the process that wrote it and only while the path still names our
-    inode. The fd is O_CLOEXEC and never explicitly unlocked: a child's
+    inode. The lock fd is O_CLOEXEC and never explicitly unlocked: a child's
     unlock would free the parent's lock (flock(2)).
+
+    The lock is held on a read-only fd (:meth:`fileno`), the one a daemon
+    keeps and an exec'ed command inherits: flock(2) works on any open mode,
+    and a daemon that dropped its privileges cannot write another PID
+    through it. The PID is written through a second, read-write fd
+    (``write_fd``) that :meth:`write` closes.
 
     It also works as python-daemon's ``pidfile=`` argument.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, mode: int = 0o644) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, mode: int = 0o644, service_uid: int | None = None
+    ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.mode = mode
+        #: As root: the user the daemon will become, who may own the
+        #: pidfile's directory (see safedir.open_trusted_directory).
+        self.service_uid = service_uid
         self.fd: int | None = None
+        #: The read-write fd the PID is written through, until it is.
+        self.write_fd: int | None = None
         #: The PID this object wrote, None until then.
         self.pid: int | None = None
 
@@ -231,6 +253,7 @@ class PidFile:
         return f"PidFile({self.path!r}, pid={self.pid})"
 
     def fileno(self) -> int:
+        """The read-only fd that holds the lock."""
         if self.fd is None:
             raise ValueError("pidfile is not locked")
         return self.fd
@@ -245,34 +268,72 @@ class PidFile:
         self.write(os.getpid())
 
     def fds(self) -> list[int]:
-        """Every fd this object holds (the daemon keeps them through step 5)."""
-        return [] if self.fd is None else [self.fd]
+        """Every fd this object holds: the read-only lock fd, and until the
+        PID is written the read-write one (the daemon keeps both through
+        step 5)."""
+        return [fd for fd in (self.fd, self.write_fd) if fd is not None]
 
     def lock(self, timeout: float = 0, *, service_uid: int | None = None) -> None:
         """Take the lock and empty the file, without writing a PID yet.
 
         daemonize() locks in the launcher, so that "already running" is an
         immediate error in the terminal, and writes the PID after the fork.
+        As root, ``service_uid`` (default: the one given to the constructor)
+        is the user the daemon will become: a directory of theirs on the
+        path is trusted too.
         """
         if self.fd is not None:
             return
+        if service_uid is None:
+            service_uid = self.service_uid
         # As root, only through directories nobody else controls (RELIABILITY 2).
-        dir_fd = safedir.open_trusted_directory(self.path) if os.geteuid() == 0 else None
+        dir_fd = (
+            safedir.open_trusted_directory(self.path, service_uid=service_uid, error=PidFileError)
+            if os.geteuid() == 0
+            else None
+        )
         try:
-            self._lock(timeout, dir_fd)
+            self._lock(timeout, dir_fd, service_uid)
         finally:
             if dir_fd is not None:
                 os.close(dir_fd)
 
-    def _lock(self, timeout: float, dir_fd: int | None) -> None:
+    def _open_pair(self, dir_fd: int | None, service_uid: int | None) -> tuple[int, int]:
+        """(read-only fd, read-write fd) on one inode, opened no-follow in ``dir_fd``."""
+
+        def open_(flags: int) -> int:
+            return safedir.open_in_directory(
+                dir_fd, self.path, flags, self.mode, service_uid=service_uid, error=PidFileError
+            )
+
+        while True:
+            write_fd = open_(os.O_RDWR | os.O_CREAT)
+            try:
+                lock_fd = open_(os.O_RDONLY)
+            except PidFileError as exc:
+                os.close(write_fd)
+                if isinstance(exc.__cause__, FileNotFoundError):
+                    continue  # a holder released (unlinked) it between the two opens
+                raise
+            except BaseException:
+                os.close(write_fd)
+                raise
+            a, b = os.fstat(lock_fd), os.fstat(write_fd)
+            if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+                return lock_fd, write_fd
+            os.close(lock_fd)  # replaced between the two opens: again
+            os.close(write_fd)
+
+    def _lock(self, timeout: float, dir_fd: int | None, service_uid: int | None) -> None:
         _warn_if_networked(self.path)
         deadline = time.monotonic() + timeout
         delay = 0.001
         while True:
-            fd = _open(self.path, os.O_RDWR | os.O_CREAT, self.mode, dir_fd)
+            fd, write_fd = self._open_pair(dir_fd, service_uid)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                os.close(write_fd)
                 if time.monotonic() >= deadline:
                     self._raise_already_running(fd)
                 os.close(fd)
@@ -281,16 +342,19 @@ class PidFile:
                 continue
             except BaseException:
                 os.close(fd)
+                os.close(write_fd)
                 raise
             if self._still_ours(fd, dir_fd):
                 break
             os.close(fd)  # unlinked or replaced while we waited: start over
+            os.close(write_fd)
         try:
-            self._take_over(fd)
+            self._take_over(fd, write_fd)
         except BaseException:
             os.close(fd)
+            os.close(write_fd)
             raise
-        self.fd = fd
+        self.fd, self.write_fd = fd, write_fd
 
     def _raise_already_running(self, fd: int) -> None:
         try:
@@ -315,7 +379,7 @@ class PidFile:
             return False
         return st.st_nlink > 0 and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
-    def _take_over(self, fd: int) -> None:
+    def _take_over(self, fd: int, write_fd: int) -> None:
         st = os.fstat(fd)
         euid = os.geteuid()
         if st.st_uid != euid:
@@ -323,28 +387,44 @@ class PidFile:
         if st.st_nlink > 1:
             raise PidFileError(self.path, "has other hard links; refusing to write to it")
         # O_CREAT's mode is filtered by the umask, which may be 0 or 077.
-        os.fchmod(fd, self.mode)
-        os.ftruncate(fd, 0)
+        os.fchmod(write_fd, self.mode)
+        os.ftruncate(write_fd, 0)
 
     def write(self, pid: int) -> None:
-        """Write ``PID\\n`` into the locked file."""
-        fd = self.fileno()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, b"%d\n" % pid, 0)
+        """Write ``PID\\n`` into the locked file, then close the write fd:
+        from then on nobody holding our fds can change the PID."""
+        self.fileno()
+        write_fd, self.write_fd = self.write_fd, None
+        if write_fd is None:
+            raise ValueError("pidfile was already written")
+        try:
+            os.ftruncate(write_fd, 0)
+            os.pwrite(write_fd, b"%d\n" % pid, 0)
+        finally:
+            os.close(write_fd)
         self.pid = pid
 
     def release(self) -> None:
         """Remove the file (if still ours) and drop the lock.
 
         A forked copy of this object, in any process but the writer, only
-        closes its fd: the lock stays with the writer.
+        closes its fds: the lock stays with the writer. A writer that may no
+        longer unlink (it dropped its privileges, the directory is root's,
+        the filesystem is read-only) leaves the file: with the lock gone it
+        is stale, which is all anyone reads from it (issue 9, item 17).
         """
         fd, self.fd = self.fd, None
+        write_fd, self.write_fd = self.write_fd, None
+        if write_fd is not None:
+            os.close(write_fd)
         if fd is None:
             return
         try:
             if self.pid == os.getpid() and self._still_ours(fd):
                 os.unlink(self.path)  # while we still hold the lock
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
         finally:
             os.close(fd)
             if self.pid == os.getpid():

@@ -14,6 +14,7 @@ from .errors import DaemonError
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
+    from collections.abc import MutableMapping
     from typing import Union
 
     UserSpec = Union[str, int, None]
@@ -60,6 +61,39 @@ def resolve(user: UserSpec, group: UserSpec, initgroups: bool = True) -> Credent
     # initgroups(3): the user's supplementary groups, read now, before chroot.
     groups = os.getgrouplist(name, gid) if name and initgroups else []
     return Credentials(uid, gid, groups)
+
+
+#: What systemd's User= sets from the password database (systemd.exec(5)).
+USER_VARIABLES = ("HOME", "USER", "LOGNAME", "SHELL")
+
+
+def user_environment(uid: int) -> dict[str, str]:
+    """HOME, USER, LOGNAME and SHELL of ``uid`` from the password database,
+    as systemd's User= and login(1) set them; empty for a uid without an
+    entry. Without this a daemon started by root with ``--user`` would look
+    for its files in /root (issue 9, item 15)."""
+    import pwd
+
+    try:
+        pw = pwd.getpwuid(uid)
+    except KeyError:
+        return {}
+    return {"HOME": pw.pw_dir, "USER": pw.pw_name, "LOGNAME": pw.pw_name, "SHELL": pw.pw_shell or "/bin/sh"}
+
+
+def apply_user_environment(
+    environ: MutableMapping[str, str] | None, user: UserSpec, creds: Credentials | None, inherited: bool
+) -> None:
+    """Give a command started with ``user`` that user's :func:`user_environment`.
+
+    Over an ``inherited`` environment (the caller's) the user's values
+    win; in one given explicitly, what it already says is kept.
+    """
+    if environ is None or user is None or creds is None:
+        return
+    for name, value in user_environment(creds.uid).items():
+        if inherited or name not in environ:
+            environ[name] = value
 
 
 def drop(creds: Credentials) -> None:

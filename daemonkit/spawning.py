@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from . import launch, steps
+from . import launch, privileges, steps
 from .command import command_env, find_executable
 from .context import describe
 from .errors import DaemonError
@@ -22,8 +22,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, Callable, NoReturn
-
-    from . import privileges
 
 
 def spawn(
@@ -76,6 +74,7 @@ def spawn(
         for_exec=True,
     )
     steps.prepare(plan, allow_threads=True)
+    privileges.apply_user_environment(plan.env, user, plan.creds, inherited=env is None)  # as systemd's User=
     notify: NotifySocket | None = None
     try:
         if mode.kind == "notify":
@@ -87,7 +86,7 @@ def spawn(
         if isinstance(forked, launch.Channel):
             _become_command(plan, forked, executable, list(argv), mode)
         if notify is not None:
-            notify.ancestor = forked.watcher  # only the daemon's processes may say READY=1
+            notify.session = forked.watcher  # only the daemon's session may say READY=1
         if after_fork is not None:
             after_fork()
         pid = Startup(forked, mode, timeout, notify=notify, on_wait=on_wait).wait()

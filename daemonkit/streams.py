@@ -20,11 +20,28 @@ def is_path(target: Any) -> bool:
     return isinstance(target, (str, os.PathLike))
 
 
-def open_path(path: str, fd_no: int, umask: int) -> int:
+_KINDS = ("stdin file", "stdout file", "stderr file")
+
+
+def open_path(path: str, fd_no: int, umask: int, service_uid: int | None = None) -> int:
+    """Open a stream's file the way every file opened as root is opened
+    (safedir.open_file): a log directory the service user owns could
+    otherwise hold a symlink that makes root append to any file of its own.
+    A character device (/dev/null, a console) is accepted as well as a
+    regular file. Raises UnsafeFileError naming the file."""
+    from .errors import UnsafeFileError
+    from .safedir import open_file
+
+    def error(where: str, reason: str) -> UnsafeFileError:
+        return UnsafeFileError(where, reason, _KINDS[fd_no])
+
     if fd_no == 0:
-        return os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_CLOEXEC)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_CLOEXEC
-    return os.open(path, flags, 0o666 & ~umask)
+        fd = open_file(path, os.O_RDONLY, service_uid=service_uid, error=error, devices=True)
+    else:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        fd = open_file(path, flags, 0o666 & ~umask, service_uid=service_uid, error=error, devices=True)
+    os.set_blocking(fd, True)  # the daemon's stdio, as programs expect it
+    return fd
 
 
 def redirect(
@@ -34,7 +51,9 @@ def redirect(
 
     Every fd the process keeps is one of 0-2 afterwards: the /dev/null and
     log fds used for the dup2 are closed again. With ``skip_unset`` a None
-    target leaves the stream as it is (supervised mode).
+    target leaves the stream as it is (supervised mode). Path targets are
+    opened by :func:`open_path`; ``service_uid`` is the user the daemon will
+    become, whose directories root may trust.
     """
     devnull: int | None = None
     try:
@@ -46,7 +65,7 @@ def redirect(
                     devnull = os.open(os.devnull, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
                 source, owned = devnull, False
             elif is_path(target):
-                source, owned = open_path(os.fspath(target), fd_no, umask), True
+                source, owned = open_path(os.fspath(target), fd_no, umask, service_uid), True
             else:
                 source, owned = int(target.fileno()) if not isinstance(target, int) else target, False
             if source != fd_no:

@@ -233,7 +233,8 @@ def test_a_file_on_the_way_is_not_a_directory(tmp_path: Path) -> None:
 @pytest.mark.timeout(30)
 def test_as_root_the_pidfile_is_opened_in_the_directory_that_was_checked(tmp_path: Path) -> None:
     """No window between check and use: the pidfile is opened relative to
-    the fd of its checked directory, never again by its full path."""
+    the fd of its checked directory, never again by its full path: once
+    read-write (to write the PID), once read-only (the lock)."""
     trace = tmp_path / "trace"
     script = f"from daemonkit import PidFile\nwith PidFile({str(tmp_path / 'app.pid')!r}): pass"
     subprocess.run(
@@ -243,9 +244,11 @@ def test_as_root_the_pidfile_is_opened_in_the_directory_that_was_checked(tmp_pat
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
     opens = [line for line in trace.read_text().splitlines() if "app.pid" in line]
-    assert len(opens) == 1, opens
-    assert not opens[0].startswith(("openat(AT_FDCWD", "openat(-100")), opens[0]
-    assert '"app.pid"' in opens[0]
+    assert len(opens) == 2, opens
+    for line in opens:
+        assert not line.startswith(("openat(AT_FDCWD", "openat(-100")), line
+        assert '"app.pid"' in line
+    assert sorted("O_RDONLY" in line for line in opens) == [False, True], opens
 
 
 @root_only

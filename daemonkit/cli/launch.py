@@ -112,15 +112,17 @@ def _log_sizes(paths: list[str | None]) -> dict[str, int]:
 
 def _log_tail(sizes: dict[str, int]) -> list[str]:
     """The last lines this run wrote to its log (not an earlier run's)."""
+    from daemonkit import safedir
+
     for path, offset in sizes.items():
-        try:
-            with open(path, "rb") as f:
+        try:  # as root, not through a symlink another user planted
+            with open(safedir.open_file(path, os.O_RDONLY), "rb") as f:
                 f.seek(0, os.SEEK_END)
                 end = f.tell()
                 start = offset if offset <= end else 0  # rotated meanwhile
                 f.seek(max(start, end - 8192))
                 lines = f.read().decode("utf-8", "replace").splitlines()[-LOG_TAIL_LINES:]
-        except OSError:
+        except (OSError, daemonkit.DaemonError):
             continue
         if lines:
             return [f"last lines of {path}:"] + [f"  | {line}" for line in lines]
