@@ -8,6 +8,7 @@ attributes into a daemonkit context then and there.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import stat
@@ -136,6 +137,7 @@ class DaemonContext:
             raise
         self._core = core
         self._is_open = True
+        atexit.register(self.close)  # as python-daemon does; close() runs once
 
     def _core_context(self, handlers: dict[int, Any]) -> _CoreContext:
         uid, gid = self.uid, self.gid
