@@ -124,7 +124,7 @@ class DaemonContext:
             handlers = self._signal_handlers()
             pidfile = self.pidfile
             if isinstance(pidfile, PIDLockFile):
-                pidfile.lock(path=self._path_seen_by_daemon(pidfile.path))
+                pidfile.lock(path=self._path_seen_by_daemon(pidfile.path), service_uid=self._new_uid())
         except DaemonError:
             _one_line_if_uncaught()
             raise
@@ -138,6 +138,12 @@ class DaemonContext:
         self._core = core
         self._is_open = True
         atexit.register(self.close)  # as python-daemon does; close() runs once
+
+    def _new_uid(self) -> int | None:
+        """The uid the daemon drops to, if it changes owner as root."""
+        if os.geteuid() != 0 or (self.uid, self.gid) == (os.getuid(), os.getgid()):
+            return None
+        return self.uid if isinstance(self.uid, int) else None
 
     def _core_context(self, handlers: dict[int, Any]) -> _CoreContext:
         uid, gid = self.uid, self.gid

@@ -20,7 +20,7 @@ import os
 import time
 
 from ..errors import AlreadyRunning, PidFileError
-from ..pidfile import PidFile, is_running, read_pid, remove_stale
+from ..pidfile import PidFile, lock_holder, read_pid, remove_stale
 from . import _lockfile, legacy
 from .errors import (
     AlreadyLocked,
@@ -91,10 +91,14 @@ class PIDLockFile(_lockfile.PIDLockFile):
         owner = holder._pidfile.pid or holder._locked_by
         return holder if owner == os.getpid() else None
 
-    def lock(self, timeout: float | None = None, *, path: str | None = None) -> None:
+    def lock(
+        self, timeout: float | None = None, *, path: str | None = None, service_uid: int | None = None
+    ) -> None:
         """Take the lock without writing a PID: what DaemonContext does in
         the launcher before forking. ``path`` is where the daemon will see
-        the file (``self.path`` resolved as python-daemon resolves it)."""
+        the file (``self.path`` resolved as python-daemon resolves it);
+        ``service_uid`` is the user the daemon becomes, whose directory
+        root may then trust for the pidfile."""
         if self._pidfile is not None:
             return
         where = os.path.abspath(path or self.path)
@@ -109,7 +113,7 @@ class PIDLockFile(_lockfile.PIDLockFile):
             time.sleep(0.05)
         pidfile = PidFile(where)
         try:
-            pidfile.lock(max(0.0, deadline - time.monotonic()))
+            _lock(pidfile, max(0.0, deadline - time.monotonic()), service_uid)
         except AlreadyRunning as exc:
             raise (LockTimeout if wait else AlreadyLocked)(where, exc.pid) from exc
         except PidFileError as exc:
@@ -158,7 +162,7 @@ class PIDLockFile(_lockfile.PIDLockFile):
             return True
         where = self._where()
         try:
-            if is_running(where) is not None:
+            if lock_holder(where) is not None:
                 return True
         except PidFileError:
             return True  # locked, but unreadable: not free either
@@ -169,9 +173,10 @@ class PIDLockFile(_lockfile.PIDLockFile):
         if self._holder() is not None:
             return True
         try:
-            return is_running(self._where()) == os.getpid()
+            holder = lock_holder(self._where())
         except PidFileError:
             return False
+        return holder is not None and holder[0] == os.getpid()
 
     def read_pid(self) -> int | None:
         """The PID in the file; None if missing, unreadable or malformed."""
@@ -212,6 +217,19 @@ class PIDLockFile(_lockfile.PIDLockFile):
         holder = self._holder()
         if holder is not None:
             holder._unlock()
+
+
+def _lock(pidfile: PidFile, timeout: float, service_uid: int | None) -> None:
+    if service_uid is not None and _TRUSTS_SERVICE_USER:
+        pidfile.lock(timeout, service_uid=service_uid)  # type: ignore[call-arg, unused-ignore]
+    else:
+        pidfile.lock(timeout)
+
+
+# PidFile.lock(service_uid=) trusts a directory owned by the user the daemon
+# becomes; a daemonkit without it trusts only root's directories.
+_code = PidFile.lock.__code__
+_TRUSTS_SERVICE_USER = "service_uid" in _code.co_varnames[: _code.co_argcount + _code.co_kwonlyargcount]
 
 
 class TimeoutPIDLockFile(PIDLockFile):
