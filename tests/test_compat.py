@@ -251,7 +251,11 @@ IMPROVEMENTS: dict[str, dict[str, Any]] = {
     "s15_uid_gid_pidfile_root_dir_as_root": {"started": True, "uid": "65534", "daemon_exit": 0},
     "s16_uid_gid_pidfile_service_dir_as_root": {"started": True, "uid": "65534", "daemon_exit": 0},
     # The launcher itself catches lockfile.AlreadyLocked and exits 3.
-    "s17_open_except_already_locked": {"started": True, "second_launcher_exit": 3, "starts_after_kill_9": True},
+    "s17_open_except_already_locked": {
+        "started": True,
+        "second_launcher_exit": 3,
+        "starts_after_kill_9": True,
+    },
     "s20_sighup_default": {"started": True, "daemon_exit": -1},
     "s09_chroot_as_root": {"started": True, "cwd": "$STATE/jail"},
     "s11_sigterm_cleanup": {

@@ -7,7 +7,7 @@ import daemon
 import daemon.pidfile
 
 STATE = os.environ["CORPUS_STATE"]
-log = open(os.path.join(STATE, "out.log"), "w")
+log = open(os.path.join(STATE, "out.log"), "w")  # noqa: SIM115  (open for the daemon's life)
 
 context = daemon.DaemonContext()
 context.working_directory = STATE
