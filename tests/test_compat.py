@@ -45,7 +45,7 @@ IMPLEMENTATIONS = {"python-daemon": str(ROOT), "daemonkit": f"{HERE / 'compat_sh
 
 def documented_differences() -> set[str]:
     text = (ROOT / "docs" / "migration.md").read_text()
-    section = text.split("## Every observable difference", 1)[1]
+    section = text.split("## Every observable difference", 1)[1].split("\n## ", 1)[0]
     first_cells = re.findall(r"^\| (`[^|]+) \|", section, re.MULTILINE)
     return {key for cell in first_cells for key in re.findall(r"`([a-z0-9_]+)`", cell)}
 
