@@ -130,6 +130,33 @@ def test_attributes_set_after_construction_take_effect(state: Path) -> None:
     wait_for(lambda: not alive(pid), what="SIGHUP to terminate the daemon")
 
 
+def test_detach_process_false_set_as_an_attribute_does_not_fork(state: Path) -> None:
+    argv, env = script(
+        state,
+        """
+        import daemon
+        ctx = daemon.DaemonContext()
+        ctx.stdout = open(os.path.join(STATE, "out"), "w")
+        ctx.detach_process = False
+        with ctx:
+            print("serving", flush=True)
+            open(os.path.join(STATE, "pid.tmp"), "w").write(str(os.getpid()))
+            os.rename(os.path.join(STATE, "pid.tmp"), os.path.join(STATE, "pid"))
+            while True:
+                time.sleep(1)
+        """,
+    )
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, cwd=state)
+    try:
+        assert daemon_pid(state) == proc.pid
+        assert (state / "out").read_text() == "serving\n"
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_unknown_signal_map_method_fails_in_the_launcher_in_one_line(state: Path) -> None:
     result = run_script(
         state,
