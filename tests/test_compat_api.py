@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import lockfile
 import pytest
-from support import alive, clean_env, kill_everything_under, proc_stat, wait_for
+from support import alive, clean_env, kill_everything_under, proc_stat, proc_status, root_only, wait_for
 
 import daemonkit
 from daemonkit import compat
@@ -443,3 +445,78 @@ def test_the_python_daemon_version_still_running_blocks_the_compat_version(state
     (state / "pid").unlink()
     assert run_script(state, body).returncode == 0  # its stale file no longer blocks
     assert daemon_pid(state) != old
+
+
+# --- a privilege drop with a pidfile ---------------------------------------
+
+NEEDS_CORE = pytest.mark.xfail(strict=False, reason="needs trusted service-user directories in the core")
+
+
+@pytest.fixture
+def drop_layout(request: pytest.FixtureRequest) -> Iterator[tuple[Path, Path]]:
+    """/tmp/X (root, 0755) with run/ owned by ``request.param`` and marks/
+    (sticky, world-writable) for the daemon's marker, outside root's private
+    pytest directories so that nobody can reach them."""
+    base = Path(tempfile.mkdtemp(prefix="daemonkit-drop-", dir="/tmp"))
+    try:
+        os.chmod(base, 0o755)
+        (base / "run").mkdir(mode=0o755)
+        os.chown(base / "run", request.param, request.param)
+        (base / "marks").mkdir()
+        os.chmod(base / "marks", 0o1777)
+        yield base / "run", base / "marks"
+    finally:
+        kill_everything_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+DROP = """
+import daemon, daemon.pidfile
+with daemon.DaemonContext(uid=65534, gid=65534,
+                          pidfile=daemon.pidfile.TimeoutPIDLockFile({pidfile!r}, 1)):
+    open({marker!r} + ".tmp", "w").write(str(os.getpid()))
+    os.rename({marker!r} + ".tmp", {marker!r})
+    while True:
+        time.sleep(1)
+"""
+
+
+@root_only
+@pytest.mark.parametrize("drop_layout", [0, pytest.param(65534, marks=NEEDS_CORE)], indirect=True)
+def test_a_privilege_drop_with_a_pidfile_runs_and_exits_0(
+    drop_layout: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Both layouts python-daemon users have: the pidfile's directory owned
+    by root, or by the service user."""
+    run, marks = drop_layout
+    pidfile, marker = run / "app.pid", marks / "pid"
+    argv, env = script(tmp_path, DROP.format(pidfile=str(pidfile), marker=str(marker)))
+    statuses = tmp_path / "statuses"
+    reaper = subprocess.Popen(
+        [sys.executable, str(HERE / "reaper.py"), str(statuses), "--", *argv],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: marker.exists() or reaper.poll() is not None, what="the daemon")
+        assert marker.exists(), reaper.communicate()[1]
+        pid = int(marker.read_text())
+        assert pidfile.read_text() == f"{pid}\n"
+        assert proc_status(pid)["Uid"].split()[0] == "65534"
+        st = pidfile.stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o644)  # created by root, before the drop
+        os.kill(pid, signal.SIGTERM)
+        assert reaper.wait(timeout=15) == 0
+        codes = dict(line.split() for line in statuses.read_text().splitlines())
+        assert codes[str(pid)] == "0" and codes["launcher"] != str(pid)
+        owner = run.stat().st_uid
+        # The service user can remove the file from its own directory; from
+        # root's it stays, unlocked, and blocks no later start.
+        assert pidfile.exists() == (owner == 0)
+        if owner == 0:
+            assert not compat_pidfile.PIDLockFile(str(pidfile)).is_locked()
+    finally:
+        reaper.kill()
+        reaper.communicate()
