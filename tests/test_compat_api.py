@@ -520,3 +520,24 @@ def test_a_privilege_drop_with_a_pidfile_runs_and_exits_0(
     finally:
         reaper.kill()
         reaper.communicate()
+
+
+def test_a_forked_copy_does_not_take_over_the_parents_lock(tmp_path: Path) -> None:
+    path = tmp_path / "app.pid"
+    lock = compat_pidfile.PIDLockFile(str(path))
+    lock.acquire()
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            try:
+                lock.acquire()
+                code = 1
+            except compat_pidfile.AlreadyLocked:
+                code = 2 if lock.i_am_locking() else 0
+            lock.__exit__(None, None, None)  # a copy's exit leaves the parent's lock alone
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert path.read_text() == f"{os.getpid()}\n" and lock.i_am_locking()
+    lock.release()

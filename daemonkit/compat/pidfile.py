@@ -103,6 +103,9 @@ class PIDLockFile(_lockfile.PIDLockFile):
             return
         where = os.path.abspath(path or self.path)
         wait = self._wait(timeout)
+        # A lockfile-style writer that creates the file between this check
+        # and the flock below is not seen: its O_EXCL create and our lock
+        # would both succeed. The window is one open() long.
         deadline = time.monotonic() + wait
         while True:
             writer = legacy.live_writer(where)
@@ -123,9 +126,10 @@ class PIDLockFile(_lockfile.PIDLockFile):
 
     def acquire(self, timeout: float | None = None) -> None:
         """Lock (unless already locked in the launcher) and write our PID."""
-        if self._pidfile is not None and self._pidfile.pid == os.getpid():
-            raise AlreadyLocked(self._pidfile.path, os.getpid())
-        self.lock(timeout)
+        if self._pidfile is None:
+            self.lock(timeout)
+        elif self._pidfile.pid is not None:  # written, by us or the process we were forked from
+            raise AlreadyLocked(self._pidfile.path, self._pidfile.pid)
         assert self._pidfile is not None
         self._pidfile.write(os.getpid())
 
