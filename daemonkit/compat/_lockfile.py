@@ -47,7 +47,7 @@ if not TYPE_CHECKING:
     try:
         import lockfile
         import lockfile.pidlockfile
-    except ImportError:
+    except Exception:  # not installed, or broken on this Python: as if absent
         pass
     else:
         Error, LockError, LockTimeout = lockfile.Error, lockfile.LockError, lockfile.LockTimeout
