@@ -349,7 +349,7 @@ class PidFile:
             os.close(fd)  # unlinked or replaced while we waited: start over
             os.close(write_fd)
         try:
-            self._take_over(fd, write_fd)
+            self._take_over(fd, write_fd, service_uid)
         except BaseException:
             os.close(fd)
             os.close(write_fd)
@@ -379,13 +379,18 @@ class PidFile:
             return False
         return st.st_nlink > 0 and (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
-    def _take_over(self, fd: int, write_fd: int) -> None:
+    def _take_over(self, fd: int, write_fd: int, service_uid: int | None = None) -> None:
         st = os.fstat(fd)
         euid = os.geteuid()
-        if st.st_uid != euid:
-            raise PidFileError(self.path, f"is owned by uid {st.st_uid}, not {euid}; refusing to use it")
         if st.st_nlink > 1:
             raise PidFileError(self.path, "has other hard links; refusing to write to it")
+        if st.st_uid != euid:
+            # A file the service user left in its own directory (python-daemon
+            # wrote its pidfile after the privilege drop): root takes it over,
+            # so that its user can no longer write another PID into it.
+            if euid != 0 or st.st_uid != service_uid:
+                raise PidFileError(self.path, f"is owned by uid {st.st_uid}, not {euid}; refusing to use it")
+            os.fchown(write_fd, 0, 0)
         # O_CREAT's mode is filtered by the umask, which may be 0 or 077.
         os.fchmod(write_fd, self.mode)
         os.ftruncate(write_fd, 0)

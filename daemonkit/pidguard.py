@@ -43,9 +43,11 @@ class PidGuard:
             self.pidfile.lock(service_uid=service_uid)
 
     def fds(self) -> list[int]:
-        """The fds the guard needs kept open through step 5."""
-        if self.ours:
-            return list(self.pidfile.fds())
+        """The fds the guard needs kept open through step 5: ``fds()`` if
+        the object has it (ours, compat's), else its ``fileno()``."""
+        fds = getattr(self.pidfile, "fds", None)
+        if fds is not None:
+            return [int(fd) for fd in fds()]
         fileno = getattr(self.pidfile, "fileno", None)
         try:
             return [int(fileno())] if fileno is not None else []

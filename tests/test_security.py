@@ -19,7 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import AS_NOBODY, Cli, alive, daemonkit_as_nobody, holder_pid, kill_everything_under, root_only, wait_for
+from support import (
+    AS_NOBODY,
+    Cli,
+    alive,
+    daemonkit_as_nobody,
+    holder_pid,
+    kill_everything_under,
+    root_only,
+    wait_for,
+)
 
 from daemonkit import PidFile, PidFileError, is_running, stop
 from daemonkit.errors import UnsafeFileError

@@ -1,1 +1,0 @@
-from daemonkit.compat.pidfile import *  # noqa: F403
