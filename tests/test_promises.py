@@ -24,6 +24,7 @@ from support import (
     alive,
     clean_env,
     kill_everything_under,
+    proc_fds,
     proc_stat,
     proc_status,
     processes_mentioning,
@@ -296,6 +297,11 @@ def _launch_waiting(cli: Cli, tmp_path: Path, flag: str = "never") -> tuple[subp
     )
     pid = wait_for(lambda: running_pid(cli.pidfile("nap")), what="the daemon")
     wait_for(lambda: exe_of(pid) == "/usr/bin/sleep", what="the command to run")
+    # The watcher, the daemon's parent while it starts, holds neither the
+    # pidfile's lock nor anything else the launcher had open.
+    watcher = proc_stat(pid)["ppid"]
+    assert watcher != launcher.pid and proc_stat(watcher)["ppid"] == launcher.pid
+    assert str(cli.pidfile("nap")) not in proc_fds(watcher).values()
     return launcher, pid
 
 
@@ -588,28 +594,54 @@ def test_sigkill_reaches_a_daemon_that_calls_setsid_on_sigterm(cli: Cli, tmp_pat
 # --------------------------------- 13: a daemon that did not detach
 
 
-def test_stop_of_one_run_worker_leaves_the_script_and_its_other_children(cli: Cli, tmp_path: Path) -> None:
-    one, two = tmp_path / "one.pid", tmp_path / "two.pid"
-    dk = shlex.join(cli_argv("run"))
-    sleep = shlex.quote(cli.sleep)
-    script = f"{dk} --pidfile {one} -- {sleep} 101 & {dk} --pidfile {two} -- {sleep} 102 & {sleep} 103 & wait"
-    # Its own session and group, as a terminal gives a job.
+def _two_run_workers(cli: Cli, tmp_path: Path, then: str) -> tuple[subprocess.Popen[bytes], int, int, int]:
+    """A script in its own session (as a terminal or ssh gives it) that
+    starts two `daemonkit run` workers and a sibling, then runs ``then``;
+    the script and the PIDs of the workers and of the sibling."""
+    dk, sleep = shlex.join(cli_argv("run")), shlex.quote(cli.sleep)
+    script = (
+        f"{dk} --pidfile {tmp_path / 'one.pid'} -- {sleep} 101 & "
+        f"{dk} --pidfile {tmp_path / 'two.pid'} -- {sleep} 102 & "
+        f"{sleep} 103 & {then}"
+    )
     shell = subprocess.Popen(["sh", "-c", script], env=cli_env(cli), start_new_session=True)
     try:
-        w1 = wait_for(lambda: running_pid(one), what="worker one")
-        w2 = wait_for(lambda: running_pid(two), what="worker two")
-        wait_for(lambda: exe_of(w1) == exe_of(w2) == "/usr/bin/sleep", what="the workers to run sleep")
-        sibling = wait_for(
-            lambda: [p for p in processes_mentioning(cli.sleep) if p not in (w1, w2)], what="sibling"
-        )[0]
-        assert proc_stat(w1)["pgrp"] == proc_stat(shell.pid)["pgrp"] == proc_stat(sibling)["pgrp"]
-        code, out, err = cli("stop", "--pidfile", str(one))
+        w1 = wait_for(lambda: running_pid(tmp_path / "one.pid"), what="worker one")
+        w2 = wait_for(lambda: running_pid(tmp_path / "two.pid"), what="worker two")
+
+        def sleeps() -> set[int]:
+            return {p for p in processes_mentioning(cli.sleep) if exe_of(p) == "/usr/bin/sleep"}
+
+        three = wait_for(lambda: len(sleeps()) == 3 and sleeps(), what="two workers and a sibling")
+        (sibling,) = three - {w1, w2}
+        assert proc_stat(w1)["pgrp"] == proc_stat(w2)["pgrp"] == proc_stat(sibling)["pgrp"] == shell.pid
+    except BaseException:
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+        raise
+    return shell, w1, w2, sibling
+
+
+def test_stop_of_one_run_worker_leaves_the_script_and_its_other_children(cli: Cli, tmp_path: Path) -> None:
+    shell, w1, w2, sibling = _two_run_workers(cli, tmp_path, then="wait")
+    try:
+        code, out, err = cli("stop", "--pidfile", str(tmp_path / "one.pid"))
         assert code == 0 and out.startswith(f"stopped one (pid {w1}) in "), err
         assert not alive(w1)
         assert alive(w2) and alive(sibling) and alive(shell.pid)
     finally:
         os.killpg(shell.pid, signal.SIGKILL)
         shell.wait()
+
+
+def test_stop_of_one_run_worker_leaves_the_other_after_the_script_exited(cli: Cli, tmp_path: Path) -> None:
+    # The session's leader exits: what `ssh host script` or `setsid script`
+    # leaves, and what daemonkit's own launch looks like.
+    shell, w1, w2, sibling = _two_run_workers(cli, tmp_path, then="exit 0")
+    assert shell.wait(timeout=10) == 0
+    code, out, err = cli("stop", "--pidfile", str(tmp_path / "one.pid"))
+    assert code == 0 and out.startswith(f"stopped one (pid {w1}) in "), err
+    assert not alive(w1) and alive(w2) and alive(sibling)
 
 
 # ------------------------------ 14: per-daemon stop and reload signals
