@@ -36,6 +36,7 @@ from support import (
 from test_cli import free_port
 
 import daemonkit
+from daemonkit.kill import Target
 
 NOBODY = 65534
 
@@ -242,9 +243,11 @@ def nginx(tmp_path: Path, port: int, daemon_off: bool = False) -> list[str]:
 
 
 @root_only
-def test_nginx_that_daemonizes_itself_is_refused_and_stopped(cli: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["exec", "tcp"])
+def test_nginx_that_daemonizes_itself_is_refused_and_stopped(cli: Cli, tmp_path: Path, mode: str) -> None:
     port = free_port()
-    code, out, err = cli("start", "--name", "nginx", "--timeout", "20", "--", *nginx(tmp_path, port))
+    ready = "exec" if mode == "exec" else f"tcp:127.0.0.1:{port}"  # its master listens, from another session
+    code, out, err = cli("start", "--name", "nginx", "--wait-ready", ready, "--", *nginx(tmp_path, port))
     assert code != 0 and out == ""
     first = err.splitlines()[0]
     assert first.startswith("daemonkit: nginx: exited with status 0 while processes it started live on (")
@@ -530,27 +533,50 @@ while True:
 """
 
 
-def test_stop_reaches_holders_that_left_the_group(cli: Cli, tmp_path: Path) -> None:
+def _start_detaching(cli: Cli, tmp_path: Path) -> tuple[int, int, int]:
+    """A daemon with a setsid() child and a double-forked grandchild, all
+    ignoring SIGTERM and holding the inherited lock: their PIDs."""
     marker = tmp_path / "marker"
     marker.mkdir()
     daemon = write_script(tmp_path / "detaching.py", DETACHING)
     assert cli("start", "--name", "det", "--", sys.executable, daemon, str(marker))[0] == 0
     pid = int(cli.pidfile("det").read_text())
-    setsid = int(
-        wait_for(
-            lambda: (marker / "setsid").exists() and (marker / "setsid").read_text(), what="setsid child"
-        )
-    )
-    double = int(
-        wait_for(lambda: (marker / "double").exists() and (marker / "double").read_text(), what="grandchild")
-    )
-    for child in (setsid, double):
-        assert proc_stat(child)["pgrp"] != proc_stat(pid)["pgrp"]  # out of the daemon's group
+
+    def child(name: str) -> int:
+        path = marker / name
+        return int(wait_for(lambda: path.exists() and path.read_text(), what=f"the {name} child"))
+
+    setsid, double = child("setsid"), child("double")
+    for pgrp in (proc_stat(setsid)["pgrp"], proc_stat(double)["pgrp"]):
+        assert pgrp != proc_stat(pid)["pgrp"]  # out of the daemon's group
+    return pid, setsid, double
+
+
+def test_stop_reaches_holders_that_left_the_group(cli: Cli, tmp_path: Path) -> None:
+    pid, setsid, double = _start_detaching(cli, tmp_path)
     code, out, err = cli("stop", "det", "--timeout", "0.5")
     assert code == 0 and out.startswith(f"stopped det (pid {pid}) in ")
     assert err == "det: still running 0.5 s after SIGTERM; sending SIGKILL\n"
     assert not any(alive(p) for p in (pid, setsid, double))
     assert daemonkit.status(cli.pidfile("det")).state == "stopped"
+
+
+def test_stop_fails_naming_a_holder_that_outlives_sigkill(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid, setsid, double = _start_detaching(cli, tmp_path)
+    kill = Target.kill
+
+    def stuck_in_the_kernel(target: Target) -> None:  # injected: SIGKILL does not take
+        if target.pid != setsid:
+            kill(target)
+
+    monkeypatch.setattr(Target, "kill", stuck_in_the_kernel)
+    code, out, err = cli("stop", "det", "--timeout", "0.5")
+    assert (code, out) == (1, "")
+    assert err.endswith(f"det: could not stop it: still holding the pidfile after SIGKILL: pid {setsid}\n")
+    assert alive(setsid) and not alive(pid) and not alive(double)
+    assert daemonkit.status(cli.pidfile("det")).holders == (setsid,)
 
 
 SETSID_ON_TERM = """\
@@ -589,6 +615,22 @@ def test_sigkill_reaches_a_daemon_that_calls_setsid_on_sigterm(cli: Cli, tmp_pat
     assert code == 0 and out.startswith(f"stopped slip (pid {pid}) in "), err
     assert moved.read_text() == str(pid)  # it did leave its session before SIGKILL
     assert not alive(pid)
+
+
+@root_only
+def test_sigkill_reaches_a_daemon_that_calls_setsid_on_sigterm_as_nobody(public: Path) -> None:
+    moved, flag, pidfile = public / "run" / "moved", public / "run" / "ready", public / "run" / "slip.pid"
+    daemon = write_script(public / "setsid_on_term.py", SETSID_ON_TERM)
+    result = as_nobody(
+        "start", "--name", "slip", "--pidfile", str(pidfile), "--wait-ready", f"file:{flag}",
+        "--", SYSTEM_PYTHON, daemon, str(moved), str(flag),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pid = int(pidfile.read_text())
+    assert proc_status(pid)["Uid"].split()[0] == str(NOBODY)
+    result = as_nobody("stop", "--pidfile", str(pidfile), "--timeout", "0.5")
+    assert result.returncode == 0 and result.stdout.startswith(f"stopped slip (pid {pid}) in "), result.stderr
+    assert moved.read_text() == str(pid) and not alive(pid)
 
 
 # --------------------------------- 13: a daemon that did not detach
@@ -688,6 +730,8 @@ def test_stop_and_reload_signals_are_recorded_and_used(cli: Cli, tmp_path: Path)
 
     assert cli("reload", "pg") == (0, f"pg: sent SIGUSR1 to pid {first}\n", "")
     wait_for(lambda: (marker / "usr1").exists(), what="USR1 to arrive")
+    code, _, err = cli("reload", "pg", "--signal", "HUP")  # the command line wins over the record
+    assert code == 1 and "has no handler for it, so it would die; not sent (--force sends SIGHUP" in err
 
     code, out, err = cli("restart", "pg")
     assert (code, err) == (0, "")
