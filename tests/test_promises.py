@@ -406,6 +406,31 @@ def test_a_name_too_long_for_the_records_temporary_file_stops_the_daemon(cli: Cl
     wait_for(lambda: not processes_mentioning(cli.sleep), what="the daemon to be stopped")
 
 
+@root_only
+@pytest.mark.xfail(
+    reason="needs PidFile.release() to leave a file it may not unlink (issue 9, item 17), from another branch",
+    strict=False,
+)
+def test_a_read_only_record_location_stops_the_daemon_as_nobody(public: Path) -> None:
+    # nobody may use its own pidfile in root's directory, but not create the
+    # record beside it.
+    readonly = public / "readonly"
+    readonly.mkdir()
+    pidfile = readonly / "web.pid"
+    pidfile.touch()
+    os.chown(pidfile, NOBODY, NOBODY)
+    sleep = public / "sleep"
+    sleep.symlink_to("/bin/sleep")
+    log = public / "run" / "web.log"
+    where = ["--pidfile", str(pidfile), "--log", str(log)]
+    result = as_nobody("start", "--name", "web", *where, "--", str(sleep), "60")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("daemonkit: web: started, but could not record it (")
+    assert "Permission denied" in result.stderr and result.stderr.endswith("; stopped it\n")
+    assert daemonkit.status(pidfile).state in ("stopped", "stale")
+    wait_for(lambda: not processes_mentioning(str(sleep)), what="the daemon to be stopped")
+
+
 # --------------------------------------------------------- 10: reload never kills
 
 
