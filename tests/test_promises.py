@@ -408,7 +408,7 @@ def test_a_name_too_long_for_the_records_temporary_file_stops_the_daemon(cli: Cl
 
 @root_only
 @pytest.mark.xfail(
-    reason="needs PidFile.release() to leave a file it may not unlink (issue 9, item 17), from another branch",
+    reason="PidFile.release() must leave a file it may not unlink (issue 9, item 17)",
     strict=False,
 )
 def test_a_read_only_record_location_stops_the_daemon_as_nobody(public: Path) -> None:
