@@ -39,13 +39,13 @@ def _own_group(pid: int) -> int:
         return 0
     if pgid == pid:
         return pgid
+    # A session whose leader exited is what daemonkit's launch leaves, but
+    # also what a script leaves that started two `daemonkit run` workers and
+    # exited: the group is the daemon's only if every member of it is the
+    # daemon or a descendant of it.
     if pgid == sid and not _posix.is_alive(pgid):
-        # A session whose leader exited is what daemonkit's launch leaves,
-        # but also what a script leaves that started two `daemonkit run`
-        # workers and exited: the group is the daemon's only if every
-        # member of it is the daemon or a descendant of it.
-        if all(_posix.descends_from(member, pid) for member in _posix.group_members(pgid)):
-            return pgid
+        members = _posix.group_members(pgid)
+        return pgid if all(_posix.descends_from(member, pid) for member in members) else 0
     return 0
 
 

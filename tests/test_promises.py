@@ -326,6 +326,31 @@ def test_interrupting_the_launcher_stops_the_half_started_daemon(
     wait_for(lambda: not processes_using(tmp_path), what="nothing left running")
 
 
+@root_only
+def test_interrupting_a_launcher_run_as_nobody_stops_its_daemon(public: Path) -> None:
+    sleep, pidfile = public / "sleep", public / "run" / "nap.pid"
+    sleep.symlink_to("/bin/sleep")
+    environ = clean_env(PYTHONPATH=str(ROOT))
+    environ.pop("DAEMONKIT_RUNDIR", None)
+    never = public / "never"
+    argv = cli_argv("start", "--name", "nap", "--pidfile", str(pidfile), "--wait-ready", f"file:{never}")
+    launcher = subprocess.Popen(
+        [*AS_NOBODY, *argv, "--", str(sleep), "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ, cwd="/",
+    )  # fmt: skip
+    try:
+        pid = wait_for(lambda: running_pid(pidfile), what="the daemon")
+        wait_for(lambda: exe_of(pid) == "/usr/bin/sleep", what="the command to run")
+        assert proc_status(pid)["Uid"].split()[0] == str(NOBODY)
+        launcher.send_signal(signal.SIGINT)
+        out, err = launcher.communicate(timeout=15)
+    finally:
+        launcher.kill()
+        launcher.wait()
+    assert (launcher.returncode, out, err) == (130, "", "daemonkit: nap: interrupted by SIGINT; stopped it\n")
+    wait_for(lambda: not processes_using(public), what="nothing left running")
+
+
 def test_a_hangup_does_not_stop_the_start(cli: Cli, tmp_path: Path) -> None:
     launcher, pid = _launch_waiting(cli, tmp_path, flag="ready")
     try:
