@@ -420,8 +420,8 @@ def test_a_record_that_cannot_be_written_stops_the_daemon(cli: Cli, tmp_path: Pa
     assert daemonkit.status(cli.pidfile("nap")).state == "stopped"
 
 
-def test_a_name_too_long_for_the_records_temporary_file_stops_the_daemon(cli: Cli) -> None:
-    name = "n" * 246  # NAME.pid and NAME.json fit in NAME_MAX (255), NAME.json.PID.tmp does not
+def test_a_name_too_long_for_the_record_stops_the_daemon(cli: Cli) -> None:
+    name = "n" * 251  # NAME.pid and NAME.log fit in NAME_MAX (255), NAME.json does not
     code, _, err = cli("start", "--name", name, "--", cli.sleep, "60")
     assert code == 1
     assert err.startswith(f"daemonkit: {name}: started, but could not record it (") and err.endswith(
