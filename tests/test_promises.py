@@ -127,6 +127,11 @@ def http_server(port: int, directory: Path) -> list[str]:
 # ---------------------------------------------- 6: readiness is the daemon's
 
 
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def test_tcp_ready_does_not_count_a_port_someone_else_listens_on(cli: Cli, tmp_path: Path) -> None:
     port = free_port()
     with Listener(socket.AF_INET, ("127.0.0.1", port)):
@@ -148,6 +153,24 @@ def test_tcp_ready_does_not_count_a_port_someone_else_listens_on(cli: Cli, tmp_p
             err == f"daemonkit: nap: not ready after 0.5 s (waiting for tcp:127.0.0.1:{port}); stopped it\n"
         )
     wait_for(lambda: not processes_using(tmp_path), what="nothing left running")
+
+
+def test_tcp_ready_does_not_count_another_programs_server(cli: Cli, tmp_path: Path) -> None:
+    port, other = free_port(), tmp_path / "other"
+    other.mkdir()
+    server = subprocess.Popen(http_server(port, other), stderr=subprocess.DEVNULL)  # already serving
+    try:
+        wait_for(lambda: answers(port), what="the other server")
+        code, out, err = cli(
+            "start", "--name", "web", "--wait-ready", f"tcp:127.0.0.1:{port}", "--timeout", "20",
+            "--", *http_server(port, tmp_path),
+        )  # fmt: skip
+        assert code == 1 and out == ""
+        assert err.startswith("daemonkit: web: exited with status 1 before it was ready\n")
+        assert alive(server.pid)  # theirs, untouched
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_unix_ready_does_not_count_a_socket_someone_else_listens_on(cli: Cli, tmp_path: Path) -> None:
