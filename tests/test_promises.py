@@ -389,8 +389,10 @@ def test_a_hangup_does_not_stop_the_start(cli: Cli, tmp_path: Path) -> None:
     assert signal.SIGHUP not in signal_set(proc_status(pid)["SigIgn"])  # the daemon's own HUP is untouched
 
 
-def _tmux(server: str, *args: str) -> None:
-    subprocess.run(["tmux", "-L", server, *args], check=True, capture_output=True, timeout=10)
+def _tmux(server: str, *args: str) -> str:
+    return subprocess.run(
+        ["tmux", "-L", server, *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
 
 
 def test_closing_the_terminal_of_a_waiting_start_completes_it(cli: Cli, tmp_path: Path) -> None:
@@ -407,10 +409,14 @@ def test_closing_the_terminal_of_a_waiting_start_completes_it(cli: Cli, tmp_path
             check=True, capture_output=True, timeout=10, env=env,
         )  # fmt: skip
         pid = wait_for(lambda: running_pid(cli.pidfile("nap")), what="the daemon")
+        tmux_pid, launcher = map(int, _tmux(server, "display-message", "-p", "#{pid} #{pane_pid}").split())
         _tmux(server, "kill-server")  # the terminal goes away: a real hangup
+        # Once the server is gone its pty is closed, and the hangup was sent.
+        wait_for(lambda: not alive(tmux_pid), what="the terminal to close")
+        assert alive(launcher)
         (tmp_path / "ready").write_text("up")
+        wait_for(lambda: not alive(launcher), what="the start to complete")
         record = cli.rundir / "nap.json"
-        wait_for(record.exists, what="the start to complete and record itself")
         assert json.loads(record.read_text())["pid"] == pid
         assert alive(pid) and daemonkit.status(cli.pidfile("nap")).pid == pid
     finally:
