@@ -195,6 +195,32 @@ def session_members(sid: int) -> list[int]:
     return found
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group ``pgid`` (from /proc; [] without it)."""
+    if not HAS_PROC:
+        return []
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = proc_stat(int(name))
+            if fields is not None and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                found.append(int(name))
+    return found
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``pid`` is ``ancestor`` or one of its descendants now (from
+    /proc's parent links; False without /proc, or once a link is gone)."""
+    seen = set()
+    while pid != ancestor:
+        fields = proc_stat(pid) if HAS_PROC else None
+        if fields is None or pid in seen or int(fields[1]) <= 1:
+            return False
+        seen.add(pid)
+        pid = int(fields[1])
+    return True
+
+
 def socket_inodes(pids: Iterable[int]) -> set[int]:
     """Inodes of the sockets the processes ``pids`` hold open."""
     inodes = set()

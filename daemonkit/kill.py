@@ -8,11 +8,12 @@ counts as exited.
 Its process group is signalled too, so that the children it started stop
 with it, but only when the group is the daemon's own: the process leads it,
 or the group is a whole session whose leader has exited (what daemonkit's
-launch leaves: see launch.py). A process started in the foreground, in a
-shell script's group, is signalled alone: its siblings and the script are
-not ours to stop. The group is signalled only while the pinned process is
-alive and a member, so its id cannot have been recycled (the kernel keeps a
-group's id reserved while it has members).
+launch leaves: see launch.py) and every member of it descends from the
+process. A process started in the foreground, in a shell script's group, is
+signalled alone: its siblings and the script are not ours to stop, even
+once the script has exited. The group is signalled only while the pinned
+process is alive and a member, so its id cannot have been recycled (the
+kernel keeps a group's id reserved while it has members).
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ def _own_group(pid: int) -> int:
         return 0
     if pgid <= 1 or pgid == os.getpgrp():
         return 0
-    if pgid == pid or (pgid == sid and not _posix.is_alive(pgid)):
+    if pgid == pid:
         return pgid
+    # A session whose leader exited is what daemonkit's launch leaves, but
+    # also what a script leaves that started two `daemonkit run` workers and
+    # exited: the group is the daemon's only if every member of it is the
+    # daemon or a descendant of it.
+    if pgid == sid and not _posix.is_alive(pgid):
+        members = _posix.group_members(pgid)
+        return pgid if all(_posix.descends_from(member, pid) for member in members) else 0
     return 0
 
 

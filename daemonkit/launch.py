@@ -145,6 +145,10 @@ def fork() -> Forked | Channel:
             os.close(lifeline_r)
             return Channel(channel_w)
         os.close(channel_w)
+        # The watcher keeps nothing the launcher had open: not the pidfile's
+        # lock (it is no holder), and not a socket the launcher listens on,
+        # which would pass for the daemon's own in tcp:/unix: readiness.
+        _posix.close_fds_except({status_w, lifeline_r})
         os.write(status_w, b"PID %d\n" % daemon)
         _watch(daemon, status_w, lifeline_r)
     except BaseException:

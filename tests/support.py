@@ -157,13 +157,42 @@ def holder_pid(pidfile: str | os.PathLike[str]) -> int | None:
     """The PID of the running daemon of ``pidfile``, else None."""
     import daemonkit
 
-    state = daemonkit.status(pidfile)
+    try:
+        state = daemonkit.status(pidfile)
+    except Exception:  # a teardown must go on: processes_using finds the rest
+        return None
     return state.pid if state.running else None
+
+
+def processes_using(directory: Path) -> list[int]:
+    """Live processes (but us) whose command line mentions ``directory``, or
+    whose cwd or an open fd lies below it: nginx's workers and a node started
+    with a relative path mention nothing, but hold their logs open."""
+    prefix = str(directory)
+    found = set(processes_mentioning(prefix))
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid() or int(name) in found:
+            continue
+        try:
+            entries = [f"/proc/{name}/cwd"] + [
+                f"/proc/{name}/fd/{fd}" for fd in os.listdir(f"/proc/{name}/fd")
+            ]
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        for entry in entries:
+            try:
+                link = os.readlink(entry)
+            except OSError:  # closed while we looked
+                continue
+            if link == prefix or link.startswith(prefix + "/"):
+                found.add(int(name))
+                break
+    return sorted(pid for pid in found if alive(pid))
 
 
 def kill_everything_under(directory: Path) -> None:
     """SIGKILL every holder of a pidfile below ``directory`` (and its group),
-    and every process whose command line mentions it."""
+    and every process that uses it (see processes_using)."""
     for pidfile in directory.rglob("*.pid"):
         pid = holder_pid(pidfile)
         if pid:
@@ -172,7 +201,7 @@ def kill_everything_under(directory: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-    for pid in processes_mentioning(str(directory)):
+    for pid in processes_using(directory):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

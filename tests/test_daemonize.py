@@ -51,7 +51,14 @@ def test_daemon_follows_the_sysv_steps(launcher: Launcher) -> None:
     assert status["Umask"] == "0022"
     assert signal_set(status["SigBlk"]) == set()
     assert signal_set(status["SigIgn"]) == EXPECTED_IGNORED
-    fds = proc_fds(pid)
+
+    def settled() -> dict[int, str] | None:
+        fds = proc_fds(pid)
+        return None if any(link.startswith("pipe:") for link in fds.values()) else fds
+
+    # The daemon closes its end of the readiness pipe just after READY; the
+    # launcher may exit in between.
+    fds = wait_for(settled, what="the daemon to close the readiness pipe")
     lock = max(fds)  # the lowest free fd when it was opened (as root, the directory's fd was open too)
     assert fds == {0: "/dev/null", 1: "/dev/null", 2: "/dev/null", lock: str(launcher.pidfile)}
     assert stat.S_IMODE(os.stat(launcher.pidfile).st_mode) == 0o644
