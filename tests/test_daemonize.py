@@ -26,6 +26,7 @@ from support import (
     root_only,
     signal_set,
     wait_for,
+    world_readable_copy,
 )
 
 from daemonkit import is_running
@@ -314,7 +315,7 @@ def test_unwritable_pidfile_directory(launcher: Launcher, tmp_path: Path) -> Non
     os.chmod(tmp_path, 0o755)
     config = launcher.config(options={"pidfile": str(locked / "app.pid")}, marker=None)
     result = subprocess.run(
-        [*AS_NOBODY, sys.executable, str(APP), config],
+        [*AS_NOBODY, sys.executable, str(world_readable_copy() / "tests" / "app.py"), config],
         capture_output=True,
         text=True,
         timeout=30,
