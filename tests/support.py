@@ -175,6 +175,13 @@ POSIX_FALLBACKS: dict[str, dict[str, Any]] = {
 each_posix_path = pytest.mark.usefixtures("posix_fallback")
 
 
+def posix_paths(*names: str) -> pytest.MarkDecorator:
+    """Like each_posix_path, for only some entries of POSIX_FALLBACKS (say
+    why the others cannot apply where you use it)."""
+    assert set(names) <= set(POSIX_FALLBACKS), names
+    return pytest.mark.parametrize("posix_fallback", names, indirect=True)
+
+
 class Launcher:
     """Runs tests/app.py as a launcher and kills every daemon it leaves.
 

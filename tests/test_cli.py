@@ -17,7 +17,9 @@ from support import (
     alive,
     clean_env,
     daemonkit_as_nobody,
+    each_posix_path,
     kill_everything_under,
+    posix_paths,
     proc_fds,
     proc_stat,
     proc_status,
@@ -35,6 +37,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@each_posix_path
 def test_start_status_stop(cli: Cli) -> None:
     code, out, err = cli("start", "--name", "nap", "--", cli.sleep, "60")
     assert (code, err) == (0, "")
@@ -300,6 +303,7 @@ def test_invalid_wait_ready(cli: Cli) -> None:
     assert not _processes_of(cli.sleep)
 
 
+@each_posix_path
 def test_stop_kills_a_daemon_that_ignores_sigterm(cli: Cli) -> None:
     script = 'trap "" TERM; while :; do "$0" 0.05; done'
     cli("start", "--name", "stubborn", "--", "sh", "-c", script, cli.sleep)
@@ -312,6 +316,7 @@ def test_stop_kills_a_daemon_that_ignores_sigterm(cli: Cli) -> None:
     assert not alive(pid) and not cli.pidfile("stubborn").exists()
 
 
+@each_posix_path
 def test_stop_reaches_the_daemons_children(cli: Cli) -> None:
     script = '"$0" 60 & echo $! > "$1"; wait'
     child_file = cli.tmp_path / "child.pid"
@@ -321,7 +326,9 @@ def test_stop_reaches_the_daemons_children(cli: Cli) -> None:
     wait_for(lambda: not alive(child), what="the child's death")
 
 
-def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli) -> None:
+# Without /proc neither the lock's holders nor a zombie can be told apart.
+@posix_paths("native", "HAS_PIDFD", "HAS_CLOSE_RANGE")
+def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli, posix_fallback: str) -> None:
     """They inherited the lock fd: the daemon is dead, they are what it left."""
     script = '"$0" 60 & echo $! > "$1"; exec true'
     child_file = cli.tmp_path / "child.pid"
@@ -362,6 +369,7 @@ def test_children_left_holding_the_lock_after_the_daemon_exited(cli: Cli) -> Non
         reader.communicate()
 
 
+@each_posix_path
 def test_stale_pidfile_naming_a_live_process_is_never_signalled(cli: Cli) -> None:
     cli.rundir.mkdir()
     cli.pidfile("ghost").write_text("999999\n")  # the daemon that wrote it is long gone...
@@ -404,6 +412,7 @@ def test_reload_sends_sighup(cli: Cli, tmp_path: Path) -> None:
     wait_for(lambda: marker.exists() and marker.read_text() == "hup\n", what="HUP trap")
 
 
+@each_posix_path
 def test_restart_uses_the_recorded_command(cli: Cli) -> None:
     cli("start", "--name", "nap", "--umask", "077", "--", cli.sleep, "60")
     first = cli.pid("nap")
@@ -556,6 +565,7 @@ time.sleep(120)
 """
 
 
+@each_posix_path
 def test_a_zombie_counts_as_stopped(cli: Cli) -> None:
     keeper = subprocess.Popen(
         [
