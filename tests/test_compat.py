@@ -96,12 +96,14 @@ class Run:
         pid = int(started) if started else 0
         seen: dict[str, Any] = {"started": bool(pid)}
         if pid and alive(pid):
-            seen.update(self.snapshot(pid))
-            launcher = _launcher_pid(statuses)
-            parent = proc_stat(pid)["ppid"]
-            seen["parent"] = (
-                "the reaper" if parent == reaper.pid else "the launcher" if parent == launcher else "other"
-            )
+            try:
+                snapshot = self.snapshot(pid)
+                launcher, parent = _launcher_pid(statuses), proc_stat(pid)["ppid"]
+                names = {reaper.pid: "the reaper", launcher: "the launcher"}
+                snapshot["parent"] = names.get(parent, "other")
+                seen.update(snapshot)
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # it exited while we looked (s10 ends by itself): as if we came too late
         if _launcher_pid(statuses) == pid:
             seen["launcher_exit"] = "is the daemon"
         else:
@@ -112,7 +114,10 @@ class Run:
         if self.script.stem == "s04_timeout_pidlockfile" and pid and alive(pid):
             seen.update(self.restarts(pid))
         if pid and alive(pid):
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # it exited on its own meanwhile
+                pass
         assert reaper.wait(timeout=15) == 0
         seen["daemon_exit"] = _statuses(statuses).get(pid)
         seen["files"] = self.files()
