@@ -151,7 +151,10 @@ def is_alive(pid: int) -> bool:
 
 
 def may_inspect(pid: int) -> bool:
-    """Whether we may read the fds of ``pid`` (our own, or we are root)."""
+    """Whether we may read the fds of ``pid`` (our own, or we are root);
+    False where there is no /proc."""
+    if not HAS_PROC:
+        return False
     try:
         os.listdir(f"/proc/{pid}/fd")
     except PermissionError:

@@ -140,7 +140,7 @@ def _holds(pid: int, st: os.stat_result) -> bool:
     """Whether ``pid`` (not us) holds the flock of the file ``st``."""
     if pid == os.getpid():
         return False
-    if _posix.HAS_PROC and _posix.may_inspect(pid):
+    if _posix.may_inspect(pid):
         return _posix.holds_flock(pid, st.st_dev, st.st_ino)
     # We may not look (another user's process): believe a file that only
     # root or we could have written; signalling it then fails as "not ours".
@@ -258,20 +258,30 @@ def _kill(
 
 def _lock_holders(dev: int, ino: int, main: int | None) -> list[int]:
     """Live processes holding the lock, never the caller; and the daemon
-    ``main`` while it lives, if we may not look at its fds."""
+    ``main`` while it lives, if we may not look at its fds (another user's,
+    or no /proc)."""
     me = os.getpid()
     holders = [p for p in _posix.flock_holders(dev, ino) if p != me and _posix.is_alive(p)]
-    if main is not None and main not in holders and _posix.is_alive(main) and not _posix.may_inspect(main):
+    if main is not None and main not in holders and not _posix.may_inspect(main) and not _exited(main):
         holders.insert(0, main)
     return holders
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` has exited; a zombie counts (its pidfd says so, where
+    kill(pid, 0) would not)."""
+    try:
+        with Target(pid) as target:
+            return target.exited()
+    except ProcessLookupError:
+        return True
 
 
 def _signal_holder(pid: int, dev: int, ino: int, sig: int) -> None:
     """Signal ``pid`` through a pidfd, if it still holds the lock once pinned."""
     try:
         with Target(pid) as target:
-            inspectable = _posix.HAS_PROC and _posix.may_inspect(pid)
-            if inspectable and not _posix.holds_flock(pid, dev, ino):
+            if _posix.may_inspect(pid) and not _posix.holds_flock(pid, dev, ino):
                 return  # exited, and its PID reused, before we pinned it
             if sig == SIGKILL:
                 target.kill()

@@ -148,7 +148,8 @@ def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
     shipper or the caller itself has it open, and a daemon that dropped its
     privileges could write any of their PIDs into it. Only a process with an
     fd on the flock counts (/proc/PID/fdinfo); the caller, only if it
-    provably holds the lock itself.
+    holds the lock itself. Where /proc cannot tell, only a file nobody else
+    could have written is believed.
     """
     deadline = time.monotonic() + _STARTING_GRACE
     pid = _read(fd, path)
@@ -158,7 +159,7 @@ def _holder_pid(fd: int, path: str, st: os.stat_result) -> int:
         time.sleep(0.005)
         pid = _read(fd, path)
     holds = _posix.flock_held_by(pid, st.st_dev, st.st_ino)
-    if pid == os.getpid() and holds is not True:
+    if pid == os.getpid() and holds is False:
         raise PidFileError(path, f"names PID {pid}, the caller itself; refusing to trust it")
     if holds is False or (holds is None and untrusted(st)):
         raise PidFileError(path, f"names PID {pid}, which does not hold its lock; refusing to trust it")

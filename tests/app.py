@@ -12,6 +12,8 @@ CONFIG keys:
             reload, usr1, pid
   go_file   wait for this file to exist before daemonizing (a start barrier)
   dispositions  also map signals to SIG_IGN, None and SIG_DFL
+  posix     {name: value} set on daemonkit._posix first: turns a capability
+            flag off so that its fallback runs (support.POSIX_FALLBACKS)
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import daemonkit  # noqa: E402
+from daemonkit import _posix  # noqa: E402
 
 config = json.loads(sys.argv[1])
+for name, value in config.get("posix", {}).items():
+    assert hasattr(_posix, name), name
+    setattr(_posix, name, value)
 options = config.get("options", {})
 marker = config.get("marker")
 

@@ -6,12 +6,47 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import SUPERVISOR_VARS, Cli, Launcher, kill_everything_under
+from support import (
+    POSIX_FALLBACKS,
+    SUPERVISOR_VARS,
+    Cli,
+    Launcher,
+    kill_everything_under,
+    missing_tools,
+    remove_world_readable_copy,
+)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = missing_tools()
+    if missing:
+        names = ", ".join(f"{command} (Debian package {package})" for command, package in missing.items())
+        raise pytest.UsageError(f"the tests need {names}; tests/run installs them")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _world_readable_copy_removed() -> Iterator[None]:
+    yield
+    remove_world_readable_copy()
+
+
+@pytest.fixture(params=sorted(POSIX_FALLBACKS))
+def posix_fallback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per path of daemonkit._posix: "native", and with
+    each capability flag turned off (HAS_PIDFD, HAS_PROC, HAS_CLOSE_RANGE),
+    in this process and in the daemons that `launcher` starts."""
+    from daemonkit import _posix
+
+    for name, value in POSIX_FALLBACKS[request.param].items():
+        monkeypatch.setattr(_posix, name, value)
+    return str(request.param)
 
 
 @pytest.fixture
-def launcher(tmp_path: Path) -> Iterator[Launcher]:
+def launcher(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Launcher]:
     runner = Launcher(tmp_path)
+    if "posix_fallback" in request.fixturenames:
+        runner.posix = POSIX_FALLBACKS[request.getfixturevalue("posix_fallback")]
     try:
         yield runner
     finally:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,9 +34,62 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
+TOOLS = HERE / "tools.txt"
+
+
+def required_tools() -> dict[str, str]:
+    """The system tools the tests run (tests/tools.txt): command -> Debian package."""
+    tools = {}
+    for line in TOOLS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            command, package = line.split()
+            tools[command] = package
+    return tools
+
+
+def missing_tools() -> dict[str, str]:
+    return {command: package for command, package in required_tools().items() if not shutil.which(command)}
+
+
+_public: list[Path] = []
+
+
+def world_readable_copy() -> Path:
+    """A directory every user can read, holding a copy of the daemonkit
+    package and of the tests' helper scripts, laid out as in the checkout
+    (daemonkit/, tests/app.py, tests/reaper.py).
+
+    A step run as nobody must not read the checkout: it may sit in a
+    directory only its owner can enter (a clone under /root, mktemp -d).
+    Made once per test session; remove_world_readable_copy() deletes it.
+    """
+    if not _public:
+        public = Path(tempfile.mkdtemp(prefix="daemonkit-public-"))
+        try:
+            shutil.copytree(
+                ROOT / "daemonkit", public / "daemonkit", ignore=shutil.ignore_patterns("__pycache__")
+            )
+            (public / "tests").mkdir()
+            for script in ("app.py", "reaper.py"):
+                shutil.copy(HERE / script, public / "tests" / script)
+            for path in [public, *public.rglob("*")]:
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        except BaseException:
+            shutil.rmtree(public)
+            raise
+        _public.append(public)
+    return _public[0]
+
+
+def remove_world_readable_copy() -> None:
+    while _public:
+        shutil.rmtree(_public.pop(), ignore_errors=True)
+
+
 def daemonkit_as_nobody(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run the daemonkit CLI as the unprivileged user nobody."""
-    environ = clean_env(PYTHONPATH=str(ROOT), **env)
+    """Run the daemonkit CLI as the unprivileged user nobody, from
+    world_readable_copy()."""
+    environ = clean_env(PYTHONPATH=str(world_readable_copy()), **env)
     environ.pop("XDG_CONFIG_HOME", None)  # so that HOME decides where user units go
     return subprocess.run(
         [*AS_NOBODY, sys.executable, "-m", "daemonkit", *args],
@@ -43,6 +99,13 @@ def daemonkit_as_nobody(*args: str, **env: str) -> subprocess.CompletedProcess[s
         env=environ,
         cwd=env.get("HOME", "/"),
     )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -108,17 +171,43 @@ def processes_mentioning(text: str) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
-class Launcher:
-    """Runs tests/app.py as a launcher and kills every daemon it leaves."""
+# The paths of daemonkit._posix, each named by the flag it turns off, as
+# the attribute values that do it (FD_DIR derives from HAS_PROC at import).
+POSIX_FALLBACKS: dict[str, dict[str, Any]] = {
+    "native": {},
+    "HAS_PIDFD": {"HAS_PIDFD": False},
+    "HAS_PROC": {"HAS_PROC": False, "FD_DIR": "/dev/fd" if os.path.isdir("/dev/fd") else None},
+    "HAS_CLOSE_RANGE": {"HAS_CLOSE_RANGE": False},
+}
+# Runs a test once per entry of POSIX_FALLBACKS (fixture in conftest.py).
+each_posix_path = pytest.mark.usefixtures("posix_fallback")
 
-    def __init__(self, tmp_path: Path) -> None:
+
+def posix_paths(*names: str) -> pytest.MarkDecorator:
+    """Like each_posix_path, for only some entries of POSIX_FALLBACKS (say
+    why the others cannot apply where you use it)."""
+    assert set(names) <= set(POSIX_FALLBACKS), names
+    return pytest.mark.parametrize("posix_fallback", names, indirect=True)
+
+
+class Launcher:
+    """Runs tests/app.py as a launcher and kills every daemon it leaves.
+
+    ``posix``: daemonkit._posix attributes app.py sets before daemonizing
+    (one entry of POSIX_FALLBACKS; the `launcher` fixture fills it in for
+    tests that use `posix_fallback`)."""
+
+    def __init__(self, tmp_path: Path, posix: dict[str, Any] | None = None) -> None:
         self.tmp_path = tmp_path
         self.pidfile = tmp_path / "app.pid"
         self.marker = tmp_path / "marker"
         self.marker.mkdir()
+        self.posix = posix or {}
 
     def config(self, **config: Any) -> str:
         config.setdefault("marker", str(self.marker))
+        if self.posix:
+            config.setdefault("posix", self.posix)
         options = config.setdefault("options", {})
         options.setdefault("pidfile", str(self.pidfile))
         return json.dumps(config)

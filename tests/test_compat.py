@@ -95,22 +95,22 @@ class Run:
             shutil.rmtree(self.state, ignore_errors=True)
 
     def _observe(self, reaper: subprocess.Popen[bytes], statuses: Path, stderr: Path) -> dict[str, Any]:
-        try:
-            wait_for(
-                lambda: self.pid_file.exists() and self.pid_file.read_text(), timeout=5, what="the daemon"
-            )
-        except AssertionError:
-            pass  # it never came up: the launcher's status and message tell why
-        started = self.pid_file.exists() and self.pid_file.read_text()
+        # Until the daemon writes its PID, or every process is gone (the
+        # reaper exits with its last child): it never came up, and the
+        # launcher's status and message tell why.
+        wait_for(lambda: self.written_pid() or reaper.poll() is not None, what="the daemon or its failure")
+        started = self.written_pid()
         pid = int(started) if started else 0
         seen: dict[str, Any] = {"started": bool(pid)}
         if pid and alive(pid):
-            seen.update(self.snapshot(pid))
-            launcher = _launcher_pid(statuses)
-            parent = proc_stat(pid)["ppid"]
-            seen["parent"] = (
-                "the reaper" if parent == reaper.pid else "the launcher" if parent == launcher else "other"
-            )
+            try:
+                snapshot = self.snapshot(pid)
+                launcher, parent = _launcher_pid(statuses), proc_stat(pid)["ppid"]
+                names = {reaper.pid: "the reaper", launcher: "the launcher"}
+                snapshot["parent"] = names.get(parent, "other")
+                seen.update(snapshot)
+            except (FileNotFoundError, ProcessLookupError):
+                pass  # it exited while we looked (s10 ends by itself): as if we came too late
         if _launcher_pid(statuses) == pid:
             seen["launcher_exit"] = "is the daemon"
         else:
@@ -123,11 +123,21 @@ class Run:
         if self.script.stem in RESTARTED and pid and alive(pid):
             seen.update(self.restarts(pid))
         if pid and alive(pid):
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # it exited on its own meanwhile
+                pass
         assert reaper.wait(timeout=15) == 0
         seen["daemon_exit"] = _statuses(statuses).get(pid)
         seen["files"] = self.files()
         return seen
+
+    def written_pid(self) -> str:
+        """What the daemon wrote in its pid file, "" before it did."""
+        try:
+            return self.pid_file.read_text()
+        except FileNotFoundError:
+            return ""
 
     def snapshot(self, pid: int) -> dict[str, Any]:
         info, status = proc_stat(pid), proc_status(pid)
@@ -165,13 +175,10 @@ class Run:
             self.pid_file.unlink()
             third, _, _ = self.launch("third")
             launched.append(third)
-            try:
-                wait_for(
-                    lambda: self.pid_file.exists() and self.pid_file.read_text(), timeout=4, what="restart"
-                )
-                restarted = True
-            except AssertionError:
-                restarted = False
+            wait_for(
+                lambda: self.written_pid() or third.poll() is not None, what="the restart or its failure"
+            )
+            restarted = bool(self.written_pid())
         finally:
             for proc in launched:
                 proc.kill()

@@ -11,8 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import alive, clean_env, kill_everything_under, proc_stat, wait_for
-from test_cli import free_port
+from support import alive, clean_env, free_port, kill_everything_under, proc_stat, wait_for
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -78,7 +77,11 @@ def test_daemon_survives_the_terminal_closing_and_a_background_job_does_not(tmp_
         tmux(socket, "send-keys", "-t", "e2e", f"node app.js {job_port} &", "Enter")
         wait_for(lambda: answers(daemon_port) and answers(job_port), timeout=30, what="both servers")
         pid = int((rundir / "web.pid").read_text())
-        assert "started web (pid" in tmux(socket, "capture-pane", "-p", "-t", "e2e")
+        # The launcher prints once the port answers: a moment after the server does.
+        wait_for(
+            lambda: "started web (pid" in tmux(socket, "capture-pane", "-p", "-t", "e2e"),
+            what="the launcher's message",
+        )
 
         tmux(socket, "kill-server")  # the terminal closes: its session gets SIGHUP
         wait_for(lambda: not alive(shell), what="the shell's death")

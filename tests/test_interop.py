@@ -52,7 +52,9 @@ def test_pidfile_works_as_python_daemon_pidfile(launcher: Launcher, tmp_path: Pa
         assert read_pid(pidfile) == pid and alive(pid)
         second = run(PYTHON_DAEMON_WITH_PIDFILE, pidfile)
         assert second.returncode == 0  # python-daemon's launcher cannot know...
-        assert holder_pid(pidfile) == pid  # ...but the second daemon did not take over
+        # ...but the second daemon gave up (its launcher did not wait for it) and did not take over.
+        wait_for(lambda: _interop_pids() == [pid], what="the second daemon to give up")
+        assert holder_pid(pidfile) == pid
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not alive(pid))
         assert holder_pid(pidfile) is None  # kill -9 leaves nothing stale
