@@ -442,3 +442,43 @@ def test_without_proc_the_holder_is_believed_only_from_a_safe_file(
     os.chmod(path, 0o666)
     with pytest.raises(PidFileError, match="does not hold its lock"):
         is_running(path)
+
+
+@root_only
+@pytest.mark.timeout(30)
+def test_a_dropped_daemon_exits_0_on_sigterm_beside_its_root_owned_pidfile(public: Path) -> None:
+    """Item 17 end to end: daemonize(user="nobody") with the pidfile in root's
+    directory; SIGTERM; the daemon's real exit status, seen by a subreaper."""
+    import json
+
+    here = Path(__file__).parent
+    marker = public / "marker"
+    marker.mkdir()
+    os.chown(marker, NOBODY, NOBODY)  # the body writes its marks as nobody
+    pidfile, err, statuses = public / "app.pid", public / "err.log", public / "statuses"
+    config = {
+        "marker": str(marker),
+        "options": {"pidfile": str(pidfile), "user": "nobody", "stderr": str(err), "working_directory": "/"},
+    }
+    reaper = subprocess.Popen(
+        [
+            sys.executable,
+            str(here / "reaper.py"),
+            str(statuses),
+            "--",
+            PYTHON,
+            str(here / "app.py"),
+            json.dumps(config),
+        ]
+    )
+    try:
+        pid = int(wait_for(lambda: (marker / "pid").exists() and (marker / "pid").read_text(), what="daemon"))
+        os.kill(pid, signal.SIGTERM)
+        assert reaper.wait(timeout=20) == 0
+    finally:
+        reaper.kill()
+        reaper.wait()
+    assert f"{pid} 0" in statuses.read_text().splitlines()
+    assert "Traceback" not in err.read_text()
+    assert (marker / "finally").exists() and (marker / "atexit").exists()
+    assert pidfile.exists() and is_running(pidfile) is None  # left, and stale
