@@ -19,7 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import AS_NOBODY, Cli, alive, daemonkit_as_nobody, kill_everything_under, root_only, wait_for
+from support import (
+    AS_NOBODY,
+    Cli,
+    Launcher,
+    alive,
+    daemonkit_as_nobody,
+    kill_everything_under,
+    root_only,
+    wait_for,
+)
 
 from daemonkit import PidFile, PidFileError, is_running, stop
 from daemonkit.errors import UnsafeFileError
@@ -482,3 +491,19 @@ def test_a_dropped_daemon_exits_0_on_sigterm_beside_its_root_owned_pidfile(publi
     assert "Traceback" not in err.read_text()
     assert (marker / "finally").exists() and (marker / "atexit").exists()
     assert pidfile.exists() and is_running(pidfile) is None  # left, and stale
+
+
+@root_only
+def test_sighup_does_not_reopen_a_log_replaced_by_a_symlink(launcher: Launcher, tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    log, rotated = tmp_path / "out.log", tmp_path / "out.log.1"
+    pid = launcher.start(options={"stdout": str(log), "stderr": str(log)})
+    os.rename(log, rotated)
+    os.symlink(target, log)  # in place of the log, before the reopen
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: launcher.mark("reload"), what="the reload")
+    assert target.read_bytes() == VICTIM
+    text = rotated.read_text()  # the daemon kept its old file and said why
+    assert f"daemonkit: not reopened: stdout file {log}: is a symbolic link; refusing to follow it" in text
+    assert "reloaded" in text and "Traceback" not in text
+    assert alive(pid)
