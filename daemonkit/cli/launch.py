@@ -142,16 +142,17 @@ def cmd_start(args: Args) -> int:
     # The options as parsed (less the handler function), so that restart can
     # rebuild the same Args.
     options_seen = {key: value for key, value in vars(args).items() if key != "func"}
-    record.write(
-        pidfile,
-        {
-            "name": name,
-            "pid": pid,
-            "command": command,
-            "started": time.time(),
-            "options": {**options_seen, "command": command, "pidfile": pidfile},
-        },
-    )
+    recorded = {
+        "name": name,
+        "pid": pid,
+        "command": command,
+        "started": time.time(),
+        "options": {**options_seen, "command": command, "pidfile": pidfile},
+    }
+    try:
+        record.write(pidfile, recorded)
+    except daemonkit.DaemonError as exc:  # the daemon runs: say so, and what is missing
+        error(f"{name}: {exc}; '{PROG} restart' will not know how it was started")
     print(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
     return 0
 
