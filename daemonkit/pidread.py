@@ -120,8 +120,10 @@ def untrusted(st: os.stat_result) -> bool:
     return bool(st.st_mode & stat.S_IWOTH) or foreign_owner
 
 
-def holder_pid(fd: int, path: str, st: os.stat_result) -> int:
-    """The PID in a locked pidfile, verified to hold the lock on it.
+def holder_pid(fd: int, path: str, st: os.stat_result) -> int | None:
+    """The PID in a locked pidfile, verified to hold the lock on it; None if
+    the lock was released while the file was still empty (a daemon that
+    died starting).
 
     Merely having the file open proves nothing: a ``tail -f``, a log
     shipper or the caller itself has it open, and a daemon that dropped its
@@ -135,6 +137,8 @@ def holder_pid(fd: int, path: str, st: os.stat_result) -> int:
         if time.monotonic() >= deadline:
             raise PidFileError(path, "is locked but holds no PID")
         time.sleep(0.005)
+        if _posix.flock_held(st.st_dev, st.st_ino) is False:
+            return None  # ... or was: it died before writing its PID
         pid = _read(fd, path)
     holds = _posix.flock_held_by(pid, st.st_dev, st.st_ino)
     if pid == os.getpid() and holds is not True:
@@ -166,7 +170,8 @@ def lock_holder(path: str | os.PathLike[str]) -> tuple[int, os.stat_result] | No
         st = os.fstat(fd)
         if not _is_locked(fd, st):
             return None
-        return holder_pid(fd, path, st), st
+        pid = holder_pid(fd, path, st)
+        return None if pid is None else (pid, st)
     finally:
         os.close(fd)
 

@@ -507,3 +507,63 @@ def test_sighup_does_not_reopen_a_log_replaced_by_a_symlink(launcher: Launcher, 
     assert f"daemonkit: not reopened: stdout file {log}: is a symbolic link; refusing to follow it" in text
     assert "reloaded" in text and "Traceback" not in text
     assert alive(pid)
+
+
+def test_a_daemon_that_dies_before_writing_its_pid_is_not_running(tmp_path: Path) -> None:
+    """Seen while the file is locked and still empty, a holder that dies is
+    "not running" at once, not "locked but holds no PID" 2 s later. The
+    holder dies once the reader has the file open and waits for its PID
+    (in time.sleep, per /proc/PID/task/TID/syscall)."""
+    import threading
+
+    path = tmp_path / "app.pid"
+    code = (
+        "import os, sys\nfrom daemonkit import PidFile\n"
+        "PidFile(sys.argv[1]).lock(); print('locked', flush=True); sys.stdin.readline()\n"
+        "import platform\n"
+        "proc = f'/proc/{sys.argv[2]}'\n"
+        "nanosleep = {'x86_64': '230', 'aarch64': '115'}.get(platform.machine())\n"
+        "def opened():\n"
+        "    fds = os.listdir(f'{proc}/fd')\n"
+        "    return any(os.path.realpath(f'{proc}/fd/{n}') == sys.argv[1] for n in fds)\n"
+        "def sleeping():  # the reader waits in its grace loop (time.sleep)\n"
+        "    for task in os.listdir(f'{proc}/task'):\n"
+        "        try:\n"
+        "            if open(f'{proc}/task/{task}/syscall').read().split()[0] == nanosleep:\n"
+        "                return True\n"
+        "        except (OSError, IndexError):\n"
+        "            pass\n"
+        "    return nanosleep is None\n"
+        "while not (opened() and sleeping()):\n"
+        "    pass\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(path), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    results: list[object] = []
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+        reader = threading.Thread(target=lambda: results.append(_outcome(path)))
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+        reader.start()
+        assert holder.wait() == 0  # blocking: this thread must not be in time.sleep too
+        reader.join(10)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.stdout.close()  # type: ignore[union-attr]
+    assert results == [None]
+
+
+def _outcome(path: Path) -> object:
+    try:
+        return is_running(path)
+    except PidFileError as exc:
+        return exc
