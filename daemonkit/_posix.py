@@ -378,27 +378,6 @@ def holds_flock(pid: int, dev: int, ino: int) -> bool:
     return False
 
 
-def has_file_open(pid: int, dev: int, ino: int) -> bool | None:
-    """Whether ``pid`` has the file (dev, ino) open; None if we may not look."""
-    if not HAS_PROC:
-        return None
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(fd_dir)
-    except FileNotFoundError:
-        return False
-    except PermissionError:
-        return None
-    for name in names:
-        try:
-            st = os.stat(f"{fd_dir}/{name}")
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) == (dev, ino):
-            return True
-    return False
-
-
 def pidfd_open(pid: int) -> int | None:
     """A pidfd for ``pid``, None where pidfds are unsupported.
 
@@ -477,8 +456,8 @@ def flock_held_by(pid: int, dev: int, ino: int) -> bool | None:
     """Whether ``pid`` has an fd on the flock of the file (dev, ino): True,
     False, or None where we cannot tell (no /proc, or not ours to look at).
 
-    Unlike :func:`has_file_open`, a process that merely opened the file (a
-    ``tail -f``, a log shipper) is not taken for the holder.
+    A process that merely opened the file (a ``tail -f``, a log shipper) is
+    not taken for the holder.
     """
     if not HAS_PROC:
         return None

@@ -67,6 +67,12 @@ def _open_directory(target: str) -> int:
     return fd
 
 
+def check_location(pidfile: str) -> None:
+    """RecordError if no record beside ``pidfile`` could be believed (a
+    directory other users can write to, or control): say so before starting."""
+    os.close(_open_directory(path_for(pidfile)))
+
+
 def _error(target: str, exc: OSError, doing: str) -> RecordError:
     if exc.errno == errno.ENOENT:
         return RecordError(target, f"{doing}: directory {os.path.dirname(target)} does not exist")

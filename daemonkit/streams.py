@@ -91,7 +91,14 @@ def _line_buffer_files() -> None:
 
 
 def reopen(targets: tuple[Any, Any, Any], umask: int) -> None:
-    """Reopen the path targets in place (SIGHUP, after logrotate moved them)."""
+    """Reopen the path targets in place (SIGHUP, after logrotate moved them).
+
+    A target that is no longer safe to open (a symlink or another user's
+    file now stands at its path) is not reopened: the stream keeps writing
+    to the file it had, and one line on stderr says why.
+    """
+    from .errors import DaemonError
+
     for fd_no, target in enumerate(targets):
         if fd_no and is_path(target):
             for stream in (sys.stdout, sys.stderr):
@@ -99,7 +106,11 @@ def reopen(targets: tuple[Any, Any, Any], umask: int) -> None:
                     stream.flush()
                 except (ValueError, OSError):
                     pass
-            fd = open_path(os.fspath(target), fd_no, umask)
+            try:
+                fd = open_path(os.fspath(target), fd_no, umask)
+            except DaemonError as exc:
+                os.write(2, f"daemonkit: not reopened: {exc}\n".encode())
+                continue
             os.dup2(fd, fd_no)
             os.close(fd)
 

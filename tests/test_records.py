@@ -152,3 +152,21 @@ def test_record_error_pickles() -> None:
     exc = pickle.loads(pickle.dumps(RecordError("/r.json", "why")))
     assert isinstance(exc, RecordError) and isinstance(exc, DaemonError)
     assert (exc.path, exc.reason, str(exc)) == ("/r.json", "why", "start record /r.json: why")
+
+
+@root_only
+def test_start_with_a_pidfile_in_a_shared_directory_runs_and_says_it_has_no_record(
+    cli: Cli, public: Path
+) -> None:
+    sticky = public / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    code, out, err = cli("start", "--pidfile", str(sticky / "t.pid"), "--", cli.sleep, "60")
+    assert code == 0, err
+    assert out.startswith("started sleep (pid ")
+    assert err == (
+        f"daemonkit: sleep: start record {sticky / 't.json'}: directory {sticky} is writable by other users;"
+        " a record there could be planted, not trusting it;"
+        " 'daemonkit restart' will not know how it was started\n"
+    )
+    assert not (sticky / "t.json").exists()

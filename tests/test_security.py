@@ -22,6 +22,7 @@ import pytest
 from support import (
     AS_NOBODY,
     Cli,
+    Launcher,
     alive,
     daemonkit_as_nobody,
     holder_pid,
@@ -451,3 +452,119 @@ def test_without_proc_the_holder_is_believed_only_from_a_safe_file(
     os.chmod(path, 0o666)
     with pytest.raises(PidFileError, match="does not hold its lock"):
         is_running(path)
+
+
+@root_only
+@pytest.mark.timeout(30)
+def test_a_dropped_daemon_exits_0_on_sigterm_beside_its_root_owned_pidfile(public: Path) -> None:
+    """Item 17 end to end: daemonize(user="nobody") with the pidfile in root's
+    directory; SIGTERM; the daemon's real exit status, seen by a subreaper."""
+    import json
+
+    here = Path(__file__).parent
+    marker = public / "marker"
+    marker.mkdir()
+    os.chown(marker, NOBODY, NOBODY)  # the body writes its marks as nobody
+    pidfile, err, statuses = public / "app.pid", public / "err.log", public / "statuses"
+    config = {
+        "marker": str(marker),
+        "options": {"pidfile": str(pidfile), "user": "nobody", "stderr": str(err), "working_directory": "/"},
+    }
+    reaper = subprocess.Popen(
+        [
+            sys.executable,
+            str(here / "reaper.py"),
+            str(statuses),
+            "--",
+            PYTHON,
+            str(here / "app.py"),
+            json.dumps(config),
+        ]
+    )
+    try:
+        pid = int(wait_for(lambda: (marker / "pid").exists() and (marker / "pid").read_text(), what="daemon"))
+        os.kill(pid, signal.SIGTERM)
+        assert reaper.wait(timeout=20) == 0
+    finally:
+        reaper.kill()
+        reaper.wait()
+    assert f"{pid} 0" in statuses.read_text().splitlines()
+    assert "Traceback" not in err.read_text()
+    assert (marker / "finally").exists() and (marker / "atexit").exists()
+    assert pidfile.exists() and not is_running(pidfile)  # left, and stale
+
+
+@root_only
+def test_sighup_does_not_reopen_a_log_replaced_by_a_symlink(launcher: Launcher, tmp_path: Path) -> None:
+    target = victim(tmp_path)
+    log, rotated = tmp_path / "out.log", tmp_path / "out.log.1"
+    pid = launcher.start(options={"stdout": str(log), "stderr": str(log)})
+    os.rename(log, rotated)
+    os.symlink(target, log)  # in place of the log, before the reopen
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: launcher.mark("reload"), what="the reload")
+    assert target.read_bytes() == VICTIM
+    text = rotated.read_text()  # the daemon kept its old file and said why
+    assert f"daemonkit: not reopened: stdout file {log}: is a symbolic link; refusing to follow it" in text
+    assert "reloaded" in text and "Traceback" not in text
+    assert alive(pid)
+
+
+def test_a_daemon_that_dies_before_writing_its_pid_is_not_running(tmp_path: Path) -> None:
+    """Seen while the file is locked and still empty, a holder that dies is
+    "not running" at once, not "locked but holds no PID" 2 s later. The
+    holder dies once the reader has the file open and waits for its PID
+    (in time.sleep, per /proc/PID/task/TID/syscall)."""
+    import threading
+
+    path = tmp_path / "app.pid"
+    code = (
+        "import os, sys\nfrom daemonkit import PidFile\n"
+        "PidFile(sys.argv[1]).lock(); print('locked', flush=True); sys.stdin.readline()\n"
+        "import platform\n"
+        "proc = f'/proc/{sys.argv[2]}'\n"
+        "nanosleep = {'x86_64': '230', 'aarch64': '115'}.get(platform.machine())\n"
+        "def opened():\n"
+        "    fds = os.listdir(f'{proc}/fd')\n"
+        "    return any(os.path.realpath(f'{proc}/fd/{n}') == sys.argv[1] for n in fds)\n"
+        "def sleeping():  # the reader waits in its grace loop (time.sleep)\n"
+        "    for task in os.listdir(f'{proc}/task'):\n"
+        "        try:\n"
+        "            if open(f'{proc}/task/{task}/syscall').read().split()[0] == nanosleep:\n"
+        "                return True\n"
+        "        except (OSError, IndexError):\n"
+        "            pass\n"
+        "    return nanosleep is None\n"
+        "while not (opened() and sleeping()):\n"
+        "    pass\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(path), str(os.getpid())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    results: list[object] = []
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        assert holder.stdout.readline() == b"locked\n"
+        reader = threading.Thread(target=lambda: results.append(_outcome(path)))
+        holder.stdin.write(b"go\n")
+        holder.stdin.flush()
+        reader.start()
+        assert holder.wait() == 0  # blocking: this thread must not be in time.sleep too
+        reader.join(10)
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdin.close()  # type: ignore[union-attr]
+        holder.stdout.close()  # type: ignore[union-attr]
+    assert results == [False]
+
+
+def _outcome(path: Path) -> object:
+    try:
+        return is_running(path)
+    except PidFileError as exc:
+        return exc

@@ -175,6 +175,12 @@ def start(
     elapsed_ms = (time.monotonic() - started) * 1000
     record = records.make(name, pid, command, options, controls, wait_ready, timeout)
     try:
+        records.check_location(pidfile)
+    except daemonkit.DaemonError as exc:  # a shared directory such as /tmp: it runs, unrecorded
+        error(f"{name}: {exc}; '{PROG} restart' will not know how it was started")
+        say(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
+        return 0
+    try:
         records.write(pidfile, record)
     except (OSError, daemonkit.DaemonError) as exc:
         # Without its record the daemon could not be restarted or shown as

@@ -75,6 +75,10 @@ def make(
     }
 
 
+def check_location(pidfile: str) -> None:
+    storage.check_location(pidfile)
+
+
 def write(pidfile: str, record: dict[str, Any]) -> None:
     storage.write(pidfile, record)
 
