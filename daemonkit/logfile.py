@@ -78,6 +78,11 @@ class LogWriter:
         self._stamp_parts = ("", "")
         self._open()
 
+    def fileno(self) -> int:
+        """The current file's fd (-1 while a full disk keeps it from being
+        created)."""
+        return self._fd
+
     @property
     def disk_full(self) -> bool:
         """True from a write the disk refused until ``retry()`` succeeds."""
