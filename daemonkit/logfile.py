@@ -239,7 +239,10 @@ class LogWriter:
     def _rotate(self) -> None:
         """PATH.keep-1 -> PATH.keep (replacing it), ..., PATH -> PATH.1;
         then a new PATH. Without archives, the file is just started anew."""
-        for number in range(self.keep - 1, 0, -1):
+        newest_gap = 1  # the first missing archive: the ones above it are not renamed
+        while newest_gap < self.keep and os.path.lexists(self._archive(newest_gap)):
+            newest_gap += 1
+        for number in range(newest_gap - 1, 0, -1):
             try:
                 os.rename(self._archive(number), self._archive(number + 1))
             except FileNotFoundError:
