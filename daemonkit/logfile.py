@@ -107,7 +107,12 @@ class LogWriter:
     def rotate(self) -> None:
         """Rotate now (``daemonkit rotate NAME``), at a line boundary: at
         once if the file ends with a whole line, else right after the line
-        it ends in. An empty file is not rotated."""
+        it ends in. An empty file is not rotated. If ``path`` no longer
+        names the file (logrotate renamed it, in ``create`` mode), it is
+        reopened instead: one command serves both ways of rotating."""
+        if self._moved():
+            self.reopen()
+            return
         self._rotate_wanted = True
         self._drain()
 
@@ -227,6 +232,17 @@ class LogWriter:
             self._disk_full = True
             return False
         return True
+
+    def _moved(self) -> bool:
+        """path names another file than ours, or none."""
+        if self._fd < 0:
+            return False
+        try:
+            named = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        ours = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) != (ours.st_dev, ours.st_ino)
 
     def _close_fd(self) -> None:
         if self._fd >= 0:

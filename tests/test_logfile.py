@@ -209,10 +209,20 @@ def test_rotate_now_and_reopen_after_a_move(tmp_path: Path) -> None:
     writer.write(b"three\n")  # still into the moved file, until reopen
     writer.reopen()
     writer.write(b"four\n")
-    writer.close()
     assert (tmp_path / "moved").read_bytes() == b"two\nthree\n"
     assert log.read_bytes() == b"four\n"
-    assert os.stat(log).st_mode & 0o777 == 0o644
+    # logrotate's create mode: mv, create; then rotate() sees the new file
+    # and reopens rather than rotating it away.
+    os.rename(log, tmp_path / "app.log.1")
+    os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
+    writer.write(b"five\n")
+    writer.rotate()
+    writer.write(b"six\n")
+    writer.close()
+    assert (tmp_path / "app.log.1").read_bytes() == b"four\nfive\n"
+    assert log.read_bytes() == b"six\n"
+    assert not (tmp_path / "app.log.2").exists()
+    assert os.stat(log).st_mode & 0o777 == 0o640  # as logrotate created it
 
 
 def test_refuses_a_symlink_and_a_fifo(tmp_path: Path) -> None:
@@ -298,3 +308,15 @@ def test_a_full_disk_deletes_the_oldest_archive_first(
     assert not (small_disk / "app.log.1").exists()
     writer.close()
     assert numbers_in([log]) == list(range(3000, 5000))
+
+
+def test_files_get_their_mode_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o077)
+    try:
+        writer = LogWriter(str(tmp_path / "app.log"), max_size=10, keep=2, mode=0o644)
+        writer.write(b"0123456\n" * 3)
+        writer.close()
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"app.log": 0o644, "app.log.1": 0o644, "app.log.2": 0o644}
