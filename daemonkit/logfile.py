@@ -120,8 +120,8 @@ class LogWriter:
         """Open ``path`` again, creating it: after something else renamed
         the file (logrotate's ``create`` mode, without copytruncate)."""
         self._close_fd()
-        self._open()
-        self._drain()
+        if self._open_after_full():
+            self._drain()
 
     def flush(self) -> None:
         """Write the line held back because it has not ended, with a
