@@ -47,7 +47,8 @@ def follow(path: str, n: int = 10, *, interval: float = 0.1) -> Iterator[bytes]:
     time between logrotate's ``mv`` and the writer's reopen) is thus still
     read from, and nothing is read twice. A file truncated in place
     (copytruncate) is read again from its start. Polls every ``interval``
-    seconds."""
+    seconds. Like any generator, it opens the file and takes the last
+    lines at the first ``next()``, not when called."""
     current = _open_when_there(path, interval)
     try:
         size = os.fstat(current).st_size

@@ -4,6 +4,7 @@ and follower processes: no line lost, none repeated."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -286,3 +287,30 @@ def test_follow_waits_for_a_log_that_is_not_there_yet(
     writer("w 0 3")
     writer("q")
     assert stop_following(follower, 3) == numbered(0, 3)
+
+
+def test_logs_reads_a_supervisor_record_s_log(cli: Cli, tmp_path: Path) -> None:
+    cli.rundir.mkdir()
+    log = tmp_path / "supervised.log"
+    log.write_bytes(b"from the supervisor\n")
+    record = {"name": "sup", "command": ["x"], "log": str(log), "options": {"log": None}}
+    (cli.rundir / "sup.json").write_text(json.dumps(record))
+    assert cli("logs", "sup") == (0, "from the supervisor\n", "")
+
+
+def test_follow_reads_again_from_the_start_after_copytruncate(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_bytes(b"a\nb\n")
+    lines = logs.follow(str(log), 1, interval=0.01)
+    try:
+        assert next(lines) == b"b\n"  # the generator starts here
+        with open(log, "ab") as f:
+            f.write(b"c\n")
+        assert next(lines) == b"c\n"
+        with open(log, "r+b") as f:  # what copytruncate does to the original
+            f.truncate(0)
+        with open(log, "ab") as f:
+            f.write(b"d\n")
+        assert next(lines) == b"d\n"
+    finally:
+        lines.close()
