@@ -1,4 +1,4 @@
-"""``daemonkit start|stop|restart|status|reload|list|run|unit``: any command
+"""``daemonkit start|stop|restart|status|reload|list|logs|run|unit``: any command
 as a daemon.
 
 A thin layer over the public API: argument parsing, naming (NAME ->
@@ -14,6 +14,8 @@ import daemonkit
 
 from .common import PROG, UsageError, fail
 from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
+from .logs import OPTIONS as LOGS_OPTIONS
+from .logs import cmd_logs
 from .manage import cmd_forget, cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
 from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, seconds
 
@@ -145,6 +147,13 @@ PROGRAM = Program(
             takes_command=True,
         ),
         Command("list", "list the daemons in RUNDIR", cmd_list, (Option("--json", metavar=None),)),
+        Command(
+            "logs",
+            "show the last lines of a daemon's log, across its archives",
+            cmd_logs,
+            LOGS_OPTIONS,
+            takes_name=OPTIONAL_NAME,
+        ),
     ),
 )
 
