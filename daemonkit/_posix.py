@@ -313,3 +313,56 @@ def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str |
         if inside and len(mount_point) >= best:  # later mounts stack on earlier ones
             best, found = len(mount_point), tail.split()[0]
     return found
+
+
+# Linux 3.4+: a child subreaper inherits the orphans among its descendants
+# (prctl(2) PR_SET_CHILD_SUBREAPER), so a supervisor can reap and stop what
+# its app left behind with setsid() or a double fork. Elsewhere orphans go
+# to init and escape the supervisor: docs/supervise.md states that limit.
+HAS_SUBREAPER = sys.platform.startswith("linux")
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper() -> bool:
+    """Make this process a child subreaper; False where the system cannot."""
+    if not HAS_SUBREAPER:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The live children of ``pid`` (a subreaper's include its adopted
+    orphans), from /proc; empty where /proc is missing."""
+    if not HAS_PROC:
+        return []
+    try:  # CONFIG_PROC_CHILDREN: one file instead of a scan of /proc
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(word) for word in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = proc_stat(int(name))
+            if fields is not None and fields[1] == str(pid) and fields[0] not in ("Z", "X"):
+                found.append(int(name))
+    return found
+
+
+def catches_signal(pid: int, sig: int) -> bool | None:
+    """Whether ``pid`` has a handler for ``sig`` (SigCgt in /proc/PID/status);
+    None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

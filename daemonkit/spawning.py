@@ -51,7 +51,11 @@ def spawn(
     """
     if not argv:
         raise DaemonError("no command given")
-    mode = WaitReady(wait_ready)
+    # "fd" (internal, for the supervisor): the exec'ed program inherits the
+    # channel's write end, named in $DAEMONKIT_READY_FD, and writes READY
+    # or ERROR <status> <message> there itself.
+    ready_fd = wait_ready == "fd"
+    mode = WaitReady("exec" if ready_fd else wait_ready)
     environ = command_env(env)
     executable = find_executable(argv[0], environ.get("PATH"))
     ctx = command_context(pidfile, True, {"env": environ, **options})
@@ -67,10 +71,11 @@ def spawn(
         watcher, channel_fd, status_fd, channel = fork_watched()
         if channel is not None:  # the daemon: never returns
             ctx._channel = channel
-            _become_command(ctx, creds, executable, list(argv))
+            _become_command(ctx, creds, executable, list(argv), ready_fd)
         if after_fork is not None:
             after_fork()
         startup = _Startup(mode, timeout, watcher, channel_fd, status_fd, notify, on_wait)
+        startup.ready_fd = ready_fd
         pid = startup.wait()
     except BaseException:
         _release(ctx.pidfile, failed=True)
@@ -91,7 +96,9 @@ def _release(pidfile: Any, failed: bool) -> None:
             remove_stale(pidfile.path)
 
 
-def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[str]) -> Any:
+def _become_command(
+    ctx: DaemonContext, creds: Any, executable: str, argv: list[str], ready_fd: bool = False
+) -> Any:
     """In the daemon: the daemon(7) steps, then exec. Errors go to the launcher."""
     status, stage = 1, "start"
     try:
@@ -100,6 +107,9 @@ def _become_command(ctx: DaemonContext, creds: Any, executable: str, argv: list[
         stage = "exec"
         assert ctx._channel is not None
         ctx._channel.send("EXEC")
+        if ready_fd and ctx._channel.fd is not None:
+            os.set_inheritable(ctx._channel.fd, True)
+            os.environ["DAEMONKIT_READY_FD"] = str(ctx._channel.fd)
         os.execve(executable, argv, os.environ)
     except BaseException as exc:
         if stage == "exec":
@@ -132,6 +142,7 @@ class _Startup:
         self.exec_attempted = False  # the daemon is about to exec
         self.execed = False  # ... and the exec succeeded
         self.buffers = {channel_fd: b"", status_fd: b""}
+        self.ready_fd = False  # READY comes over the channel (see spawn)
 
     def wait(self) -> int:
         import select
@@ -200,6 +211,8 @@ class _Startup:
                 self.pid = int(rest)
             elif word == "EXEC":
                 self.exec_attempted = True
+            elif word == "READY" and self.ready_fd:
+                self.execed = True
             elif word == "ERROR":
                 status, _, message = rest.partition(" ")
                 raise StartupError(message, int(status))
@@ -208,7 +221,8 @@ class _Startup:
             # so it succeeded. EOF before it: the daemon died; the watcher
             # tells how.
             poller.unregister(self.channel_fd)
-            self.execed = self.exec_attempted
+            if not self.ready_fd:
+                self.execed = self.exec_attempted
             if not self.execed:
                 self._read_status(block=True)
 
