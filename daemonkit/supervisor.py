@@ -221,3 +221,49 @@ def read_state(pidfile: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def build(
+    argv: Sequence[str],
+    *,
+    pidfile: str,
+    log: str,
+    user: str | int | None = None,
+    group: str | int | None = None,
+    path: str | None = None,
+    **settings: Any,
+) -> Config:
+    """A Config for ``argv``, checked now, in the launcher: the program is
+    found on ``path`` (StartupError 127/126 otherwise) and user and group
+    are resolved to ids (DaemonError for unknown ones)."""
+    from .command import find_executable
+    from .privileges import resolve
+
+    executable = find_executable(argv[0], path)
+    config = Config(argv, pidfile=pidfile, log=log, executable=executable, **settings)
+    if config.restart not in POLICIES:
+        raise ValueError(f"invalid restart policy {config.restart!r}: use no, on-failure or always")
+    creds = resolve(user, group)
+    if creds is not None:
+        config.uid, config.gid, config.groups = creds.uid, creds.gid, ",".join(map(str, creds.groups))
+    return config
+
+
+def signal_supervisor(pidfile: str, sig: int) -> bool:
+    """Send ``sig`` to the process holding ``pidfile``'s lock (the
+    supervisor); False if none does. The same checks as control.reload."""
+    from .kill import Target
+    from .pidfile import lock_holder, still_holds
+
+    holder = lock_holder(os.path.abspath(pidfile))
+    if holder is None:
+        return False
+    pid, st = holder
+    try:
+        with Target(pid) as target:
+            if not still_holds(pid, st):
+                return False
+            target.send(sig, group=False)
+    except ProcessLookupError:
+        return False
+    return True

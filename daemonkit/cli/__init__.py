@@ -16,6 +16,7 @@ from .common import PROG, UsageError, fail
 from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_umask
 from .manage import cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
 from .parse import NAME, OPTIONAL_NAME, Command, Option, Program
+from .supervised import cmd_rotate, duration, policy, size, timestamps
 
 SIGTERM = 15  # the same number on every POSIX system; the signal module costs an enum import
 
@@ -43,6 +44,65 @@ _RUN_OPTIONS = (
     Option("--clear-env", "start from an empty environment", metavar=None),
 )
 _PIDFILE = Option("--pidfile", "instead of NAME")
+_RESTART = (
+    Option(
+        "--restart",
+        "no (default: exec it, nothing resident), on-failure or always",
+        convert=policy,
+        default="no",
+    ),
+    Option(
+        "--restart-sec",
+        "first delay before a restart (default 100ms)",
+        metavar="D",
+        convert=duration,
+        default=0.1,
+    ),
+)
+# `start --restart`: the supervisor's settings (docs/supervise.md).
+_SUPERVISE = (
+    *_RESTART,
+    Option(
+        "--restart-max-delay",
+        "the delay doubles up to this (default 30s)",
+        metavar="D",
+        convert=duration,
+        default=30.0,
+    ),
+    Option(
+        "--min-uptime",
+        "a run this long resets the delay (default 1s)",
+        metavar="D",
+        convert=duration,
+        default=1.0,
+    ),
+    Option(
+        "--start-limit-burst",
+        "short runs in a row before fatal (default 10)",
+        metavar="N",
+        convert=int,
+        default=10,
+    ),
+    Option(
+        "--log-max-size",
+        "rotate the log at this size (default 10M)",
+        metavar="SIZE",
+        convert=size,
+        default=10 << 20,
+    ),
+    Option("--log-keep", "archives kept (default 5)", metavar="N", convert=int, default=5),
+    Option("--log-timestamps", "none (default) or iso", metavar="MODE", convert=timestamps, default="none"),
+    Option(
+        "--watchdog-sec",
+        "kill (SIGABRT) and restart an app silent this long (notify)",
+        metavar="D",
+        convert=duration,
+        default=0.0,
+    ),
+    Option("--stop-signal", "default TERM", metavar="SIG", convert=signal_number, default=SIGTERM),
+    Option("--stop-timeout", "SIGKILL after this (default 10s)", metavar="D", convert=duration, default=10.0),
+    Option("--reload-signal", "default HUP", metavar="SIG", convert=signal_number, default=1),
+)
 
 PROGRAM = Program(
     PROG,
@@ -64,6 +124,7 @@ PROGRAM = Program(
                 Option(
                     "--timeout", "seconds to wait for readiness (default 30)", convert=float, default=30.0
                 ),
+                *_SUPERVISE,
             ),
             takes_command=True,
         ),
@@ -114,18 +175,30 @@ PROGRAM = Program(
                 *_STREAMS,
                 *_PROCESS,
                 Option("--install", "write it where systemd looks for it", metavar=None),
+                *_RESTART,
             ),
             takes_name=NAME,
             takes_command=True,
         ),
         Command("list", "list the daemons in RUNDIR", cmd_list, (Option("--json", metavar=None),)),
+        Command(
+            "rotate",
+            "rotate a supervised daemon's log now (or reopen it after mv)",
+            cmd_rotate,
+            (_PIDFILE,),
+            takes_name=OPTIONAL_NAME,
+        ),
     ),
 )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = PROGRAM.parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        revived = _start_from_record(argv)
+        if revived is not None:
+            return revived
+        args = PROGRAM.parse(argv)
         return int(args.func(args))
     except UsageError as exc:
         PROGRAM.print_usage()
@@ -137,6 +210,21 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{where}{exc.strerror or exc}", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _start_from_record(argv: list[str]) -> int | None:
+    """``start NAME``, exactly: NAME's record, if it has one (docs/cli.md)."""
+    if len(argv) != 2 or argv[0] != "start" or argv[1].startswith("-"):
+        return None
+    from .common import check_name, rundir
+    from .supervised import start_from_record
+
+    name = argv[1]
+    try:
+        check_name(name)
+    except UsageError:
+        return None
+    return start_from_record(name, os.path.join(rundir(), name + ".pid"))
 
 
 def script() -> None:

@@ -109,8 +109,13 @@ def cmd_start(args: Args) -> int:
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
     name, pidfile = pidfile_of(args)
-    options = _context_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
     ensure_rundir(pidfile)
+    from . import supervised
+
+    if supervised.wanted(args):
+        return supervised.start(args, command, name, pidfile, _context_options(args, default_log=None))
+    supervised.forget(pidfile)
+    options = _context_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
     progress = _Progress()
     started = time.monotonic()
     try:
@@ -184,13 +189,18 @@ def cmd_restart(args: Args) -> int:
     from daemonkit import record  # json: loaded only where records are used
 
     name, pidfile = pidfile_of(args)
+    from .supervised import restart, stop_timeout
+
+    under_supervisor = restart(name, pidfile)  # the app restarts, the supervisor stays
+    if under_supervisor is not None:
+        return under_supervisor
     recorded = record.read(pidfile)
     if not recorded or not isinstance(recorded.get("options"), dict):
         return fail(
             f"{name}: no record of how it was started ({record.path_for(pidfile)}); use '{PROG} start'", 1
         )
     try:
-        daemonkit.stop(pidfile, args.timeout)
+        daemonkit.stop(pidfile, stop_timeout(pidfile, args.timeout))
     except daemonkit.StopError as exc:
         return fail(f"{name}: could not stop it: {exc}", 1)
     start_args = Args(**recorded["options"])
@@ -226,6 +236,9 @@ def cmd_unit(args: Args) -> int:
     )
     if args.wait_ready not in ("exec", "notify"):
         error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")
+    from .supervised import unit_lines
+
+    text = text.replace("[Service]\n", "[Service]\n" + unit_lines(args), 1)
     if not args.install:
         sys.stdout.write(text)
         return 0

@@ -48,8 +48,11 @@ def cmd_stop(args: Args) -> int:
         sig = signal.Signals(args.signal).name
         print(f"{name}: still running {args.timeout:g} s after {sig}; sending SIGKILL", file=sys.stderr)
 
+    from .supervised import stop_timeout
+
+    timeout = stop_timeout(pidfile, args.timeout)  # a supervisor gets its own stop timeout and more
     try:
-        daemonkit.stop(pidfile, args.timeout, signal=args.signal, on_kill=on_kill, unlocked=args.unlocked)
+        daemonkit.stop(pidfile, timeout, signal=args.signal, on_kill=on_kill, unlocked=args.unlocked)
     except daemonkit.UnlockedPidFile as exc:
         return fail(f"{name}: {exc}; stop it with '{PROG} stop --unlocked {name}'", 1)
     except daemonkit.StopError as exc:
@@ -59,10 +62,10 @@ def cmd_stop(args: Args) -> int:
     return 0
 
 
-def _uptime(started: float | None) -> str:
-    if started is None:
+def _uptime(uptime: float | None) -> str:
+    if uptime is None:
         return "-"
-    seconds = int(max(0, time.time() - started))
+    seconds = int(max(0, uptime))
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
@@ -74,29 +77,40 @@ def _uptime(started: float | None) -> str:
 def _describe(name: str, pidfile: str) -> dict[str, Any]:
     from daemonkit import record  # json: loaded only where records are used
 
+    from .supervised import describe
+
     state = daemonkit.status(pidfile)
     recorded = record.read(pidfile) or {}
-    return {
+    options = recorded.get("options") or {}
+    info = {
         "name": name,
         **state.as_dict(),  # state, pid, started, reason, locked, pidfile
-        "uptime": _uptime(state.started) if state.running else None,
+        "uptime": max(0.0, time.time() - state.started) if state.running and state.started else None,
         "command": recorded.get("command"),
         "lsb": state.lsb_code,
+        "exec_log": options.get("log") or options.get("stdout"),
     }
+    describe(info, pidfile)  # main_pid, restarts, last_exit, log, status_text
+    return info
 
 
 def cmd_status(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     info = _describe(name, pidfile)
+    info.pop("tree", None)
     if args.json:
         import json
 
         print(json.dumps(info))
         return int(info["lsb"])
     state = info["state"]
-    if state == "running":
+    if info["supervised"]:
+        from .supervised import print_status
+
+        print_status(info)
+    elif state == "running":
         unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
-        print(f"{name}: running (pid {info['pid']}), up {info['uptime']}{unlocked}")
+        print(f"{name}: running (pid {info['pid']}), up {_uptime(info['uptime'])}{unlocked}")
     elif state == "dead":
         print(f"{name}: dead: {info['reason']}; '{PROG} stop {name}' stops them")
     elif state == "stale":
@@ -112,7 +126,12 @@ def cmd_status(args: Args) -> int:
 
 
 def cmd_reload(args: Args) -> int:
+    from .supervised import reload
+
     name, pidfile = pidfile_of(args)
+    through_supervisor = reload(name, pidfile)
+    if through_supervisor is not None:
+        return through_supervisor
     if not daemonkit.reload(pidfile):
         return fail(f"{name}: not running", 3)
     print(f"{name}: sent SIGHUP")
@@ -125,8 +144,12 @@ def cmd_list(args: Args) -> int:
         entries = os.listdir(directory)
     except FileNotFoundError:
         entries = []
+    from .supervised import tree_usage
+
     names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
     rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
+    for row in rows:
+        row["cpu"], row["mem"] = tree_usage(row.pop("tree", None))
     if args.json:
         import json
 
@@ -135,11 +158,20 @@ def cmd_list(args: Args) -> int:
     if not rows:
         print(f"no daemons in {directory}")
         return 0
-    table = [("NAME", "PID", "STATE", "UPTIME", "COMMAND")] + [
-        (r["name"], str(r["pid"] or "-"), r["state"], r["uptime"] or "-", " ".join(r["command"] or []))
+    table = [("NAME", "PID", "STATE", "RESTARTS", "UPTIME", "CPU", "MEM", "COMMAND")] + [
+        (
+            r["name"],
+            str(r["pid"] or "-"),
+            r["state"],
+            str(r["restarts"]),
+            _uptime(r["uptime"]),
+            "-" if r["cpu"] is None else f"{r['cpu']:.1f}s",
+            "-" if r["mem"] is None else f"{r['mem'] / (1 << 20):.1f}M",
+            " ".join(r["command"] or []),
+        )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    widths = [max(len(row[i]) for row in table) for i in range(7)]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[7])
     return 0
