@@ -161,10 +161,9 @@ def start_from_record(name: str, pidfile: str) -> int | None:
 
 def forget(pidfile: str) -> None:
     """A daemon started without --restart has no supervisor state."""
-    try:
-        os.unlink(supervisor.state_path(pidfile))
-    except FileNotFoundError:
-        pass
+    path = supervisor.state_path(pidfile)
+    if os.path.lexists(path):
+        os.unlink(path)
 
 
 def state_of(pidfile: str, holder: int | None) -> dict[str, Any] | None:

@@ -1,0 +1,283 @@
+"""``start --restart``: the per-app supervisor, with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import ROOT, Cli, alive, processes_mentioning, wait_for
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    """A Python app in tmp_path (so that cleanup finds it by its path)."""
+    path = tmp_path / name
+    path.write_text(f"#!{sys.executable}\n{body}")
+    path.chmod(0o755)
+    return str(path)
+
+
+def state(cli: Cli, name: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads((cli.rundir / f"{name}.state").read_text()))
+    except (FileNotFoundError, ValueError):  # not yet, or mid-replace on a slow reader
+        return {}
+
+
+def status(cli: Cli, name: str) -> tuple[int, dict[str, Any]]:
+    code, out, _ = cli("status", "--json", name)
+    return code, dict(json.loads(out))
+
+
+def running_app(cli: Cli, name: str, not_pid: object = None) -> int:
+    def app() -> int | None:
+        s = state(cli, name)
+        pid = s.get("main_pid")
+        return pid if s.get("state") == "running" and pid != not_pid else None
+
+    return int(wait_for(app, what=f"{name}'s app to run"))
+
+
+def gone(pid: int) -> bool:
+    return not alive(pid)
+
+
+NOTIFY_APP = f"""
+import sys, time
+sys.path.insert(0, {str(ROOT)!r})
+import daemonkit
+daemonkit.notify("READY=1", status="serving 3 clients")
+while True:
+    time.sleep(60)
+"""
+
+
+def test_kill_9_app_comes_back_and_is_counted(cli: Cli) -> None:
+    code, out, err = cli("start", "--restart", "on-failure", "--name", "app", "--", cli.sleep, "60")
+    assert code == 0, err
+    first = running_app(cli, "app")
+    supervisor = int(cli.pidfile("app").read_text())
+    assert supervisor != first and os.getpgid(first) == first  # its own process group
+    os.kill(first, signal.SIGKILL)
+    second = running_app(cli, "app", not_pid=first)
+    code, info = status(cli, "app")
+    assert code == 0 and info["state"] == "running" and info["pid"] == supervisor
+    assert info["main_pid"] == second and info["restarts"] == 1
+    assert info["last_exit"]["signal"] == "SIGKILL" and isinstance(info["uptime"], float)
+    code, out, _ = cli("status", "app")
+    assert "1 restart" in out and "killed by SIGKILL" in out
+    # The app holds neither the pidfile's lock nor the readiness pipe.
+    fds = {os.readlink(f"/proc/{second}/fd/{fd}") for fd in os.listdir(f"/proc/{second}/fd")}
+    assert str(cli.pidfile("app")) not in fds and len(fds) <= 3
+
+
+def test_on_failure_with_exit_0_does_not_restart(cli: Cli, tmp_path: Path) -> None:
+    flag = tmp_path / "go"
+    app = script(tmp_path, "once", f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\n")
+    assert cli("start", "--restart", "on-failure", "--name", "once", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("once").read_text())
+    flag.touch()
+    wait_for(lambda: gone(supervisor), what="the supervisor to exit")
+    code, info = status(cli, "once")
+    assert code == 3 and info["state"] == "stopped"
+    assert info["restarts"] == 0 and info["last_exit"]["code"] == 0
+    assert not cli.pidfile("once").exists()
+
+
+def test_crash_loop_is_fatal_after_the_burst_and_start_name_revives_it(cli: Cli, tmp_path: Path) -> None:
+    crash = tmp_path / "crash"
+    crash.touch()
+    app = script(
+        tmp_path,
+        "loop",
+        f"import os, sys, time\ntime.sleep(0.05)\nif os.path.exists({str(crash)!r}): sys.exit(1)\ntime.sleep(60)\n",
+    )
+    options = ["--restart-sec", "10ms", "--restart-max-delay", "40ms", "--start-limit-burst", "3"]
+    assert cli("start", "--restart", "on-failure", *options, "--name", "loop", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("loop").read_text())
+    wait_for(lambda: gone(supervisor), what="the supervisor to give up")
+    code, info = status(cli, "loop")
+    assert code == 1 and info["state"] == "fatal" and info["restarts"] == 2
+    assert info["last_exit"]["code"] == 1
+    assert "fatal" in cli("status", "loop")[1]
+    crash.unlink()
+    code, out, err = cli("start", "loop")  # the record's command, options and all
+    assert code == 0, err
+    running_app(cli, "loop")
+    assert int(cli.pidfile("loop").read_text()) != supervisor
+    assert status(cli, "loop")[1]["restarts"] == 0
+
+
+def test_a_setsid_grandchild_is_stopped_with_the_app(cli: Cli, tmp_path: Path) -> None:
+    app = script(
+        tmp_path,
+        "forker",
+        f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+        f"        os.execv({cli.sleep!r}, [{cli.sleep!r}, '300'])\n    os._exit(0)\ntime.sleep(300)\n",
+    )
+    assert cli("start", "--restart", "always", "--name", "forker", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("forker").read_text())
+    app_pid = running_app(cli, "forker")
+    grandchild = wait_for(lambda: processes_mentioning(cli.sleep), what="the grandchild")[0]
+    assert os.getsid(grandchild) != os.getsid(app_pid)  # out of the app's session and group
+    wait_for(lambda: _ppid(grandchild) == supervisor, what="the orphan to be adopted")
+    code, out, err = cli("stop", "forker")
+    assert code == 0, err
+    assert gone(grandchild) and gone(supervisor)
+    assert processes_mentioning(str(tmp_path)) == []
+    assert status(cli, "forker")[1]["state"] == "stopped"
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_logs_survive_restarts_in_order(cli: Cli, tmp_path: Path) -> None:
+    counter = tmp_path / "runs"
+    app = script(
+        tmp_path,
+        "writer",
+        f"import sys\np = {str(counter)!r}\n"
+        "try:\n    run = int(open(p).read())\nexcept FileNotFoundError:\n    run = 0\n"
+        "open(p, 'w').write(str(run + 1))\n"
+        "for i in range(200):\n    print(f'run {run} line {i}', file=sys.stderr if i % 2 else sys.stdout)\n"
+        "sys.stdout.flush()\nif run < 3:\n    sys.exit(0)\n__import__('time').sleep(60)\n",
+    )
+    assert cli("start", "--restart", "always", "--restart-sec", "1ms", "--name", "writer", "--", app)[0] == 0
+    wait_for(lambda: state(cli, "writer").get("restarts") == 3, what="three restarts")
+    running_app(cli, "writer")
+    log = cli.rundir / "writer.log"
+    expected = [f"run {run} line {i}" for run in range(4) for i in range(200)]
+    wait_for(lambda: len(log.read_text().splitlines()) >= len(expected), what="the last run's output")
+    assert cli("stop", "writer")[0] == 0
+    assert log.read_text().splitlines() == expected
+
+
+def test_the_watchdog_kills_and_restarts_a_hung_app(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "hung", NOTIFY_APP)  # READY=1, then never WATCHDOG=1
+    code, _, err = cli(
+        "start",
+        "--restart",
+        "on-failure",
+        "--wait-ready",
+        "notify",
+        "--watchdog-sec",
+        "300ms",
+        "--env",
+        f"PYTHONPATH={ROOT}",
+        "--name",
+        "hung",
+        "--",
+        app,
+    )
+    assert code == 0, err
+    first = running_app(cli, "hung")
+    assert _environ(first)["WATCHDOG_USEC"] == "300000" and _environ(first)["WATCHDOG_PID"] == str(first)
+    running_app(cli, "hung", not_pid=first)
+    last = status(cli, "hung")[1]["last_exit"]
+    assert last["signal"] == "SIGABRT" and last["watchdog"] is True
+
+
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        pairs = [item.decode().partition("=") for item in f.read().split(b"\0") if item]
+    return {key: value for key, _, value in pairs}
+
+
+def test_status_text_shows_in_status_and_the_socket_outlives_ready(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "notifier", NOTIFY_APP)
+    code, _, err = cli("start", "--restart", "always", "--wait-ready", "notify", "--name", "n", "--", app)
+    assert code == 0, err
+    pid = running_app(cli, "n")
+    wait_for(lambda: state(cli, "n").get("status_text") == "serving 3 clients", what="STATUS=")
+    assert "status   serving 3 clients" in cli("status", "n")[1]
+    assert status(cli, "n")[1]["status_text"] == "serving 3 clients"
+    assert os.path.exists(_environ(pid)["NOTIFY_SOCKET"])  # kept for the app's life
+
+
+def test_without_restart_no_daemonkit_process_stays(cli: Cli, tmp_path: Path) -> None:
+    assert cli("start", "--name", "plain", "--", cli.sleep, "60")[0] == 0
+    pid = cli.pid("plain")
+    assert processes_mentioning(str(cli.rundir)) == []  # a supervisor would name its pidfile
+    code, info = status(cli, "plain")
+    assert info["main_pid"] == pid and info["restarts"] == 0 and info["last_exit"] is None
+    assert not (cli.rundir / "plain.state").exists()
+
+
+SIGNAL_APP = """
+import signal, sys, time
+def note(sig, frame):
+    print(f"got {signal.Signals(sig).name}", flush=True)
+signal.signal(signal.SIGHUP, note)
+signal.signal(signal.SIGUSR1, note)
+print("up", flush=True)
+while True:
+    time.sleep(60)
+"""
+
+
+def test_signals_sent_by_hand_to_the_supervisor(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "sig", SIGNAL_APP)
+    assert cli("start", "--restart", "on-failure", "--name", "sig", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("sig").read_text())
+    pid = running_app(cli, "sig")
+    log = cli.rundir / "sig.log"
+    wait_for(lambda: "up" in log.read_text(), what="the app to start")
+    os.kill(supervisor, signal.SIGHUP)  # reload: the app catches HUP
+    wait_for(lambda: "got SIGHUP" in log.read_text(), what="HUP to reach the app")
+    wait_for(lambda: state(cli, "sig").get("reloads") == 1, what="the reload to be recorded")
+    os.kill(supervisor, signal.SIGUSR1)  # passed on
+    wait_for(lambda: "got SIGUSR1" in log.read_text(), what="USR1 to reach the app")
+    assert state(cli, "sig")["main_pid"] == pid and state(cli, "sig")["restarts"] == 0
+    code, out, _ = cli("reload", "sig")
+    assert code == 0 and "sent" in out
+    os.kill(supervisor, signal.SIGTERM)  # stop, as `stop` does
+    wait_for(lambda: gone(supervisor), what="the supervisor to exit")
+    assert gone(pid) and not cli.pidfile("sig").exists()
+    assert state(cli, "sig")["state"] == "stopped"
+
+
+def test_hup_is_refused_when_the_app_would_die_of_it(cli: Cli) -> None:
+    assert cli("start", "--restart", "on-failure", "--name", "deaf", "--", cli.sleep, "60")[0] == 0
+    pid = running_app(cli, "deaf")
+    code, _, err = cli("reload", "deaf")
+    assert code == 1 and "does not catch SIGHUP" in err
+    assert alive(pid) and state(cli, "deaf")["restarts"] == 0
+    assert "reload refused" in (cli.rundir / "deaf.log").read_text()
+
+
+def test_restart_and_rotate_go_through_the_supervisor(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "rot", SIGNAL_APP)
+    assert cli("start", "--restart", "on-failure", "--name", "rot", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("rot").read_text())
+    first = running_app(cli, "rot")
+    log = cli.rundir / "rot.log"
+    wait_for(lambda: "up" in log.read_text(), what="the first run's output")
+    code, out, err = cli("restart", "rot")
+    assert code == 0, err
+    second = running_app(cli, "rot", not_pid=first)
+    assert int(cli.pidfile("rot").read_text()) == supervisor and gone(first)
+    wait_for(lambda: log.read_text().count("up") == 2, what="the second run's output")
+    assert cli("rotate", "rot")[0] == 0
+    assert (cli.rundir / "rot.log.1").read_text().count("up") == 2
+    os.kill(supervisor, signal.SIGUSR1)
+    wait_for(lambda: "got SIGUSR1" in log.read_text(), what="output in the new file")
+    assert alive(second)
+
+
+def test_restart_is_refused_under_a_service_manager(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INVOCATION_ID", "0123")
+    code, _, err = cli("start", "--restart", "always", "--name", "x", "--", cli.sleep, "60")
+    assert code == 2 and "Restart=" in err
+    assert not cli.pidfile("x").exists()
+
+
+def test_unit_uses_systemd_restart(cli: Cli) -> None:
+    code, out, _ = cli("unit", "--restart", "on-failure", "--restart-sec", "2s", "web", "--", "/bin/true")
+    assert code == 0 and "Restart=on-failure\nRestartSec=2s\n" in out
+    assert "supervision" not in out
