@@ -77,7 +77,8 @@ def test_kill_9_app_comes_back_and_is_counted(cli: Cli) -> None:
 
 def test_on_failure_with_exit_0_does_not_restart(cli: Cli, tmp_path: Path) -> None:
     flag = tmp_path / "go"
-    app = script(tmp_path, "once", f"import os, time\nwhile not os.path.exists({str(flag)!r}): time.sleep(0.01)\n")
+    body = f"import os, time\nwhile not os.path.exists({str(flag)!r}):\n    time.sleep(0.01)\n"
+    app = script(tmp_path, "once", body)
     assert cli("start", "--restart", "on-failure", "--name", "once", "--", app)[0] == 0
     supervisor = int(cli.pidfile("once").read_text())
     flag.touch()
@@ -94,7 +95,8 @@ def test_crash_loop_is_fatal_after_the_burst_and_start_name_revives_it(cli: Cli,
     app = script(
         tmp_path,
         "loop",
-        f"import os, sys, time\ntime.sleep(0.05)\nif os.path.exists({str(crash)!r}): sys.exit(1)\ntime.sleep(60)\n",
+        f"import os, sys, time\ntime.sleep(0.05)\nif os.path.exists({str(crash)!r}):\n"
+        "    sys.exit(1)\ntime.sleep(60)\n",
     )
     options = ["--restart-sec", "10ms", "--restart-max-delay", "40ms", "--start-limit-burst", "3"]
     assert cli("start", "--restart", "on-failure", *options, "--name", "loop", "--", app)[0] == 0
