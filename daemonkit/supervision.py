@@ -99,6 +99,10 @@ class Supervisor:
                     signal.signal(sig, _noop)
                 except (OSError, ValueError):  # reserved by the C library
                     pass
+        # execve(2) resets caught signals to SIG_DFL but keeps SIG_IGN: the
+        # app's fork resets only these (fewer syscalls on the restart path).
+        self.ignored = [sig for sig in signal.valid_signals() if signal.getsignal(sig) == signal.SIG_IGN]
+        import resource  # noqa: F401  close_fds_except's, loaded once here rather than in every fork
         self.log_r, self.log_w = os.pipe()  # held across restarts: no line lost
         os.set_blocking(self.log_r, False)
         cfg = self.cfg
@@ -264,7 +268,8 @@ class Supervisor:
         self.poller.register(exec_r, select.POLLIN)
         if self.cfg.watchdog_sec > 0:
             self.watchdog_at = self.app_started_mono + self.cfg.watchdog_sec
-        self.save()
+        if self.mode.kind != "exec":  # exec: "running" follows within a millisecond
+            self.save()
 
     def on_ready(self) -> None:
         self.ready, self.state = True, "running"

@@ -27,12 +27,8 @@ def exec_app(sup: Supervisor, exec_w: int) -> NoReturn:
     try:
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
-        for sig in signal.valid_signals():
-            if sig not in (signal.SIGKILL, signal.SIGSTOP):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
+        for sig in sup.ignored:  # exec resets the caught ones itself
+            signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.dup2(sup.log_w, 1)
         os.dup2(sup.log_w, 2)
