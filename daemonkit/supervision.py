@@ -176,9 +176,10 @@ class Supervisor:
                 return
             if not self.writer.write(data):
                 # Disk full: stop reading; the app blocks on its next write.
-                self.poller.unregister(self.log_r)
-                self.retry_at = time.monotonic() + _DISK_FULL_RETRY
-                self.save()
+                if self.retry_at is None:
+                    self.poller.unregister(self.log_r)
+                    self.retry_at = time.monotonic() + _DISK_FULL_RETRY
+                    self.save()
                 return
 
     def on_exec_pipe(self) -> None:
@@ -467,7 +468,8 @@ class Supervisor:
         os.close(fd)
 
     def finish(self) -> int:
-        self.drain_log()
+        if self.retry_at is None:  # else the disk is full: what is left stays in the pipe
+            self.drain_log()
         self.state = self.final_state
         self.save()
         self._tell_launcher("ERROR 1 the supervisor stopped before the app was ready")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Cli, alive, processes_mentioning, wait_for
+from support import ROOT, Cli, alive, processes_mentioning, root_only, wait_for
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -283,3 +283,21 @@ def test_unit_uses_systemd_restart(cli: Cli) -> None:
     code, out, _ = cli("unit", "--restart", "on-failure", "--restart-sec", "2s", "web", "--", "/bin/true")
     assert code == 0 and "Restart=on-failure\nRestartSec=2s\n" in out
     assert "supervision" not in out
+
+
+@root_only
+def test_the_app_drops_privileges_and_the_supervisor_does_not(cli: Cli) -> None:
+    code, _, err = cli(
+        "start", "--restart", "on-failure", "--user", "nobody", "--name", "low", "--", "/bin/sleep", "61"
+    )
+    assert code == 0, err
+    try:
+        supervisor = int(cli.pidfile("low").read_text())
+        app = running_app(cli, "low")
+        with open(f"/proc/{app}/status") as f:
+            uid_line = next(line for line in f if line.startswith("Uid:"))
+        assert uid_line.split()[1:] == ["65534"] * 4
+        with open(f"/proc/{supervisor}/status") as f:
+            assert next(line for line in f if line.startswith("Uid:")).split()[1] == "0"
+    finally:
+        assert cli("stop", "low")[0] == 0
