@@ -103,6 +103,7 @@ class Supervisor:
         # app's fork resets only these (fewer syscalls on the restart path).
         self.ignored = [sig for sig in signal.valid_signals() if signal.getsignal(sig) == signal.SIG_IGN]
         import resource  # noqa: F401  close_fds_except's, loaded once here rather than in every fork
+
         self.log_r, self.log_w = os.pipe()  # held across restarts: no line lost
         os.set_blocking(self.log_r, False)
         cfg = self.cfg
@@ -312,6 +313,7 @@ class Supervisor:
         if not self.ever_ready:  # the first run never became ready: nothing stays
             what = f"exited with status {code}" if code >= 0 else f"killed by {signal_name(-code)}"
             status = code if code > 0 else (128 - code if code < 0 else 1)
+            self.drain_log()  # its last words, for the launcher to show
             self._tell_launcher(f"ERROR {status} {what} before it was ready")
             self.exit_code = 1
             self.begin_stop("stopped")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Cli, alive, processes_mentioning, root_only, wait_for
+from support import ROOT, Cli, alive, clean_env, processes_mentioning, root_only, wait_for
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -301,3 +302,85 @@ def test_the_app_drops_privileges_and_the_supervisor_does_not(cli: Cli) -> None:
             assert next(line for line in f if line.startswith("Uid:")).split()[1] == "0"
     finally:
         assert cli("stop", "low")[0] == 0
+
+
+def test_a_first_run_that_fails_is_reported_and_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "bad", "import sys\nprint('no config', file=sys.stderr)\nsys.exit(4)\n")
+    code, _, err = cli(
+        "start", "--restart", "on-failure", "--wait-ready", "file:/nonexistent", "--name", "bad", "--", app
+    )
+    assert code == 4 and "exited with status 4 before it was ready" in err and "no config" in err
+    assert not cli.pidfile("bad").exists()
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_a_first_run_never_ready_is_stopped_at_the_timeout(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "slow", "import time\ntime.sleep(60)\n")
+    code, _, err = cli(
+        "start",
+        "--restart",
+        "always",
+        "--wait-ready",
+        f"file:{tmp_path}/never",
+        "--timeout",
+        "0.5",
+        "--name",
+        "slow",
+        "--",
+        app,
+    )
+    assert code == 1 and "not ready after 0.5 s" in err
+    wait_for(lambda: processes_mentioning(str(tmp_path)) == [], what="everything to stop")
+    assert not cli.pidfile("slow").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--restart", "sometimes"], "invalid --restart 'sometimes'"),
+        (["--restart", "always", "--restart-sec", "soon"], "invalid duration 'soon'"),
+        (["--restart", "always", "--log-max-size", "big"], "invalid size 'big'"),
+        (["--restart", "always", "--stdout", "x.log"], "use --log FILE"),
+    ],
+)
+def test_bad_supervisor_options_are_one_line(cli: Cli, argv: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemonkit", "start", *argv, "--name", "x", "--", cli.sleep, "60"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(PYTHONPATH=str(ROOT), DAEMONKIT_RUNDIR=str(cli.rundir)),
+    )
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not cli.pidfile("x").exists()
+
+
+def test_a_missing_command_fails_before_anything_starts(cli: Cli) -> None:
+    code, _, err = cli("start", "--restart", "always", "--name", "x", "--", "no-such-command-here")
+    assert code == 127 and "command not found" in err
+    assert not cli.pidfile("x").exists()
+
+
+def test_without_a_subreaper_the_fallback_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from daemonkit import _posix
+
+    monkeypatch.setattr(_posix, "HAS_SUBREAPER", False)
+    assert _posix.set_child_subreaper() is False
+    assert os.getpid() in _posix.children_of(os.getppid())
+
+
+def test_durations_and_sizes() -> None:
+    from daemonkit.supervisor import parse_duration, parse_size
+
+    assert [parse_duration(t) for t in ("100ms", "1s", "2m", "1h", "0.5")] == [0.1, 1.0, 120.0, 3600.0, 0.5]
+    assert [parse_size(t) for t in ("10M", "512K", "1G", "100")] == [10 << 20, 512 << 10, 1 << 30, 100]
+    for bad in ("", "soon", "-1s", "infs"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_the_record_encoder_writes_json() -> None:
+    from daemonkit.supervisor import encode
+
+    value = {"a": None, "b": True, "c": 1.5, "d": 'q"\\\n\x00é', "e": [1, {"f": False}], "g": 10**20}
+    assert json.loads(encode(value)) == value

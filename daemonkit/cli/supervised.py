@@ -87,17 +87,20 @@ def start(args: Args, command: list[str], name: str, pidfile: str, options: dict
     if args.stdout or args.stderr:
         return fail(f"{name}: --restart captures stdout and stderr together: use --log FILE", 2)
     env = options.get("env")
-    config = supervisor.build(
-        command,
-        pidfile=pidfile,
-        log=log,
-        user=options["user"],
-        group=options["group"],
-        path=(env if env is not None else os.environ).get("PATH"),
-        name=name,
-        wait_ready=args.wait_ready,
-        **{key: getattr(args, key) for key in _SETTINGS},
-    )
+    try:
+        config = supervisor.build(
+            command,
+            pidfile=pidfile,
+            log=log,
+            user=options["user"],
+            group=options["group"],
+            path=(env if env is not None else os.environ).get("PATH"),
+            name=name,
+            wait_ready=args.wait_ready,
+            **{key: getattr(args, key) for key in _SETTINGS},
+        )
+    except daemonkit.StartupError as exc:  # not found (127), not executable (126)
+        return fail(f"{name}: {exc}", exc.exit_status)
     progress = _Progress()
     started = time.monotonic()
     try:
@@ -188,7 +191,8 @@ def describe(info: dict[str, Any], pidfile: str) -> None:
     info.pop("exec_log", None)
     if not running and state.get("state") not in ("fatal",):
         state = {**state, "main_pid": None, "started_at": None}
-    if running or state.get("state") == "fatal":
+    # fatal while its pidfile is left (LSB 1); once `stop` removed it, stopped.
+    if running or (state.get("state") == "fatal" and info["state"] == "stale"):
         info["state"] = state.get("state", info["state"])
     info["main_pid"] = state.get("main_pid")
     info["restarts"] = state.get("restarts", 0)
