@@ -81,6 +81,7 @@ class Supervisor:
         self.reloading = False
         self.exec_fd = -1
         self.done = False
+        self.startup_error = "ERROR 1 the supervisor stopped before the app was ready"
         ready_fd = os.environ.pop("DAEMONKIT_READY_FD", "")
         self.ready_fd = int(ready_fd) if ready_fd.isdigit() else -1
         self.lock_fd = _find_lock_fd(config.pidfile)
@@ -314,7 +315,8 @@ class Supervisor:
             what = f"exited with status {code}" if code >= 0 else f"killed by {signal_name(-code)}"
             status = code if code > 0 else (128 - code if code < 0 else 1)
             self.drain_log()  # its last words, for the launcher to show
-            self._tell_launcher(f"ERROR {status} {what} before it was ready")
+            # Told once everything is stopped and the pidfile removed (finish).
+            self.startup_error = f"ERROR {status} {what} before it was ready"
             self.exit_code = 1
             self.begin_stop("stopped")
             return
@@ -474,12 +476,12 @@ class Supervisor:
             self.drain_log()
         self.state = self.final_state
         self.save()
-        self._tell_launcher("ERROR 1 the supervisor stopped before the app was ready")
         if self.notify is not None:
             self.notify.close()
         self.writer.close()
         if self.final_state != "fatal":
             _remove_pidfile(self.cfg.pidfile, self.lock_fd)
+        self._tell_launcher(self.startup_error)
         return self.exit_code
 
 

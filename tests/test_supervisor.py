@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Cli, alive, clean_env, processes_mentioning, root_only, wait_for
+from support import (
+    ROOT,
+    Cli,
+    alive,
+    clean_env,
+    kill_everything_under,
+    processes_mentioning,
+    root_only,
+    wait_for,
+)
 
 
 def script(tmp_path: Path, name: str, body: str) -> str:
@@ -384,3 +393,39 @@ def test_the_record_encoder_writes_json() -> None:
 
     value = {"a": None, "b": True, "c": 1.5, "d": 'q"\\\n\x00é', "e": [1, {"f": False}], "g": 10**20}
     assert json.loads(encode(value)) == value
+
+
+@root_only
+def test_a_full_disk_blocks_the_app_and_loses_nothing(cli: Cli, tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], check=True)
+    try:
+        app = script(
+            tmp_path,
+            "chatty",
+            "import sys\nfor i in range(40000):\n    sys.stdout.write(f'line {i:06d}\\n')\n"
+            "sys.stdout.flush()\n__import__('time').sleep(60)\n",
+        )
+        log = disk / "chatty.log"  # 480 kB of lines into 256 kB
+        code, _, err = cli(
+            "start", "--restart", "on-failure", "--log", str(log), "--name", "chatty", "--", app
+        )
+        assert code == 0, err
+        wait_for(lambda: state(cli, "chatty").get("log_disk_full"), what="the disk to be full")
+        assert "log: disk full" in cli("status", "chatty")[1]
+        app_pid = state(cli, "chatty")["main_pid"]
+        if os.uname().machine == "x86_64":  # blocked in write(2), syscall number 1 there
+            syscall = Path(f"/proc/{app_pid}/syscall")
+            wait_for(lambda: syscall.read_text().split()[0] == "1", what="the app to block on its pipe")
+        assert state(cli, "chatty")["restarts"] == 0
+        subprocess.run(["mount", "-o", "remount,size=1m", str(disk)], check=True)
+        wait_for(lambda: log.read_bytes().endswith(b"line 039999\n"), what="every line, once space returned")
+        assert not state(cli, "chatty")["log_disk_full"] or wait_for(
+            lambda: not state(cli, "chatty")["log_disk_full"], what="disk full to clear"
+        )
+        assert log.read_text().splitlines() == [f"line {i:06d}" for i in range(40000)]
+        assert cli("stop", "chatty")[0] == 0
+    finally:
+        kill_everything_under(tmp_path)
+        subprocess.run(["umount", "-l", str(disk)], check=False)
