@@ -429,3 +429,82 @@ def test_a_full_disk_blocks_the_app_and_loses_nothing(cli: Cli, tmp_path: Path) 
     finally:
         kill_everything_under(tmp_path)
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_rotation_under_a_fast_writer_keeps_every_line_once(cli: Cli, tmp_path: Path) -> None:
+    app = script(
+        tmp_path,
+        "fast",
+        "import sys\nfor i in range(50000):\n    sys.stdout.write(f'line {i:06d}\\n')\n"
+        "sys.stdout.flush()\n__import__('time').sleep(60)\n",
+    )
+    options = ["--log-max-size", "64K", "--log-keep", "100"]
+    assert cli("start", "--restart", "on-failure", *options, "--name", "fast", "--", app)[0] == 0
+    log = cli.rundir / "fast.log"
+    wait_for(lambda: log.read_bytes().endswith(b"line 049999\n"), what="the last line")
+    archives = sorted(cli.rundir.glob("fast.log.*"), key=lambda p: -int(p.suffix[1:]))
+    assert len(archives) >= 5
+    lines = [line for path in [*archives, log] for line in path.read_text().splitlines()]
+    assert lines == [f"line {i:06d}" for i in range(50000)]
+
+
+def test_rotate_reopens_a_log_moved_away(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "mv", SIGNAL_APP)
+    assert cli("start", "--restart", "on-failure", "--name", "mv", "--", app)[0] == 0
+    supervisor = int(cli.pidfile("mv").read_text())
+    log = cli.rundir / "mv.log"
+    wait_for(lambda: "up" in log.read_text(), what="the app to start")
+    moved = cli.rundir / "mv.log-20261202"
+    log.rename(moved)  # logrotate's create mode
+    assert cli("rotate", "mv")[0] == 0
+    os.kill(supervisor, signal.SIGUSR1)
+    wait_for(lambda: log.exists() and "got SIGUSR1" in log.read_text(), what="output in the reopened file")
+    assert moved.read_text() == "up\n" and not (cli.rundir / "mv.log.1").exists()
+
+
+def test_wait_ready_file_for_every_run(cli: Cli, tmp_path: Path) -> None:
+    marker = tmp_path / "ready"
+    app = script(
+        tmp_path,
+        "marker",
+        f"import os, time\ntime.sleep(0.2)\nopen({str(marker)!r}, 'w').close()\ntime.sleep(60)\n",
+    )
+    code, out, err = cli(
+        "start", "--restart", "always", "--wait-ready", f"file:{marker}", "--name", "m", "--", app
+    )
+    assert code == 0, err
+    assert marker.exists() and state(cli, "m")["state"] == "running"
+
+
+STOPPING_APP = """
+import signal, sys, time
+sys.path.insert(0, {root!r})
+import daemonkit
+def term(sig, frame):
+    daemonkit.notify("STOPPING=1", "EXTEND_TIMEOUT_USEC=5000000")
+    time.sleep(0.5)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, term)
+daemonkit.notify("READY=1")
+while True:
+    time.sleep(60)
+"""
+
+
+def test_extend_timeout_usec_during_stop(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "slowstop", STOPPING_APP.format(root=str(ROOT)))
+    options = ["--wait-ready", "notify", "--stop-timeout", "200ms"]
+    assert cli("start", "--restart", "on-failure", *options, "--name", "ss", "--", app)[0] == 0
+    running_app(cli, "ss")
+    assert cli("stop", "ss")[0] == 0
+    assert state(cli, "ss")["last_exit"]["code"] == 0  # not SIGKILLed at 200 ms
+
+
+def test_an_app_ignoring_the_stop_signal_is_killed_after_the_stop_timeout(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "stubborn", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                 "print('up', flush=True)\ntime.sleep(60)\n")  # fmt: skip
+    assert cli("start", "--restart", "always", "--stop-timeout", "200ms", "--name", "st", "--", app)[0] == 0
+    pid = running_app(cli, "st")
+    wait_for(lambda: "up" in (cli.rundir / "st.log").read_text(), what="the handler to be set")
+    assert cli("stop", "st")[0] == 0
+    assert gone(pid) and state(cli, "st")["last_exit"]["signal"] == "SIGKILL"
