@@ -23,17 +23,18 @@ Signals sent to the supervisor::
 
 from __future__ import annotations
 
-import errno
 import os
 import select
 import time
 
 from . import _posix
+from . import supervisor_commands as commands
 from ._posix import signal
 from .logfile import LogWriter
 from .readiness import WaitReady
 from .supervisor import RESTART_SIGNAL, ROTATE_SIGNAL, Config, write_state
 from .supervisor_notify import NotifySocket
+from .supervisor_tree import find_lock_fd, kill_quietly, remove_pidfile, signal_tree
 
 TYPE_CHECKING = False  # see __init__.py
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ _NAMES = {
     v: k for k, v in vars(signal).items() if k.startswith("SIG") and "_" not in k and isinstance(v, int)
 }
 _DISK_FULL_RETRY = 1.0  # no event says "space is back"
-_RELOAD_ACK = 1.0  # how long an app may take to say RELOADING=1
 
 
 def signal_name(sig: int) -> str:
@@ -84,7 +84,7 @@ class Supervisor:
         self.startup_error = "ERROR 1 the supervisor stopped before the app was ready"
         ready_fd = os.environ.pop("DAEMONKIT_READY_FD", "")
         self.ready_fd = int(ready_fd) if ready_fd.isdigit() else -1
-        self.lock_fd = _find_lock_fd(config.pidfile)
+        self.lock_fd = find_lock_fd(config.pidfile)
 
     # -- setup and the loop -------------------------------------------------
 
@@ -160,13 +160,13 @@ class Supervisor:
             elif sig in _STOP:
                 self.begin_stop("stopped")
             elif sig == signal.SIGHUP:
-                self.reload()
+                commands.reload(self)
             elif sig == RESTART_SIGNAL:
                 self.restart()
             elif sig == ROTATE_SIGNAL:
-                self.rotate()
+                commands.rotate(self)
             elif self.app:
-                _kill(self.app, sig)
+                kill_quietly(self.app, sig)
 
     def drain_log(self) -> None:
         for _ in range(16):  # then let other events in
@@ -194,32 +194,7 @@ class Supervisor:
 
     def on_notify(self) -> None:
         assert self.notify is not None
-        changed = False
-        now = time.monotonic()
-        for line in self.notify.receive():
-            key, _, value = line.partition("=")
-            if key == "READY" and value == "1":
-                if self.reloading and self.reload_started is not None:
-                    self.end_reload("reloaded", now - self.reload_started)
-                elif not self.ready and self.mode.kind == "notify":
-                    self.on_ready()
-            elif key == "RELOADING" and value == "1" and self.reload_started is not None:
-                self.reloading = True
-                self.reload_deadline = now + max(self.cfg.stop_timeout, 1.0)
-            elif key == "STATUS":
-                self.status_text, changed = value, True
-            elif key == "WATCHDOG" and value == "1" and self.watchdog_at is not None:
-                self.watchdog_at = now + self.cfg.watchdog_sec
-            elif key == "WATCHDOG" and value == "trigger":
-                self.watchdog_at = now
-            elif key == "WATCHDOG_USEC" and value.isdigit() and self.app:
-                self.cfg.watchdog_sec = int(value) / 1e6
-                self.watchdog_at = now + self.cfg.watchdog_sec
-            elif key == "EXTEND_TIMEOUT_USEC" and value.isdigit() and self.kill_at is not None:
-                self.kill_at = max(self.kill_at, now + int(value) / 1e6)
-            elif key == "STOPPING" and value == "1":
-                changed = True
-        if changed:
+        if commands.on_notify(self, self.notify.receive()):
             self.save()
 
     def on_timers(self) -> None:
@@ -232,7 +207,7 @@ class Supervisor:
             # systemd's WatchdogSec=: SIGABRT, so that the app may dump core.
             self.watchdog_at = None
             self.watchdog_fired = True
-            _kill(self.app, signal.SIGABRT)
+            kill_quietly(self.app, signal.SIGABRT)
             self.kill_at = now + self.cfg.stop_timeout
         if self.kill_at is not None and now >= self.kill_at:
             self.kill_at = None
@@ -246,7 +221,7 @@ class Supervisor:
                 self.retry_at = now + _DISK_FULL_RETRY
         if self.reload_started is not None and now >= self.reload_deadline:
             result = "timed out waiting for READY=1" if self.reloading else "sent"
-            self.end_reload(result, None)
+            commands.end_reload(self, result, None)
         if self.app and not self.ready and self.mode.polls and self.mode.check():
             self.on_ready()
 
@@ -306,7 +281,7 @@ class Supervisor:
         if self.watchdog_fired:
             self.last_exit["watchdog"] = True
         if self.reload_started is not None:
-            self.end_reload("the app exited", None)
+            commands.end_reload(self, "the app exited", None)
         if self.stopping:
             return
         self.kill_at = None
@@ -342,28 +317,9 @@ class Supervisor:
             self.state, self.restart_at = "backoff", now + wait
             self.save()
 
-    def descendants(self) -> list[int]:
-        found, todo = [], [self.pid]
-        while todo:
-            for child in _posix.children_of(todo.pop()):
-                found.append(child)
-                todo.append(child)
-        return found
-
     def signal_all(self, sig: int) -> None:
         """``sig`` to the app's group, then to every other descendant."""
-        if self.app:
-            try:
-                os.killpg(self.app, sig)
-            except OSError:
-                _kill(self.app, sig)
-        for pid in self.descendants():
-            try:
-                if self.app and os.getpgid(pid) == self.app:
-                    continue  # had it already
-            except OSError:
-                continue
-            _kill(pid, sig)
+        signal_tree(self.app, self.pid, sig)
 
     def begin_stop(self, final_state: str) -> None:
         if self.stopping:
@@ -387,79 +343,10 @@ class Supervisor:
         self.signal_all(self.cfg.stop_signal)
         self.kill_at = time.monotonic() + self.cfg.stop_timeout
 
-    def reload(self) -> None:
-        sig = self.cfg.reload_signal
-        if not self.app or not self.ready:
-            self.end_reload(f"refused: the app is {self.state}", None)
-        elif _posix.catches_signal(self.app, sig) is False:
-            reason = f"refused: the app does not catch {signal_name(sig)} (it would die of it)"
-            self.writer.write(f"daemonkit: reload {reason}\n".encode())
-            self.end_reload(reason, None)
-        else:
-            _kill(self.app, sig)
-            if self.notify is None:
-                self.end_reload("sent", None)
-            else:  # wait for RELOADING=1 ... READY=1
-                self.reload_started = time.monotonic()
-                self.reload_deadline = self.reload_started + _RELOAD_ACK
-                self.reloading = False
-
-    def end_reload(self, result: str, took: float | None) -> None:
-        self.reload_started, self.reloading = None, False
-        self.reloads += 1
-        sig = signal_name(self.cfg.reload_signal)
-        self.last_reload = {"result": result, "signal": sig, "at": time.time()}
-        if took is not None:
-            self.last_reload["seconds"] = round(took, 6)
-        self.save()
-
-    def rotate(self) -> None:
-        try:
-            st = os.stat(self.cfg.log, follow_symlinks=False)
-            moved = (st.st_dev, st.st_ino) != _dev_ino(os.fstat(self.writer.fileno()))
-        except FileNotFoundError:
-            moved = True
-        try:
-            if moved:
-                self.writer.reopen()
-            else:
-                self.writer.rotate()
-        except OSError as exc:
-            self.writer.write(f"daemonkit: cannot rotate {self.cfg.log}: {exc.strerror}\n".encode())
-        self.rotations += 1
-        self.save()
-
     # -- the record and the end ---------------------------------------------
 
     def save(self) -> None:
-        cfg = self.cfg
-        write_state(
-            cfg.path_of_state(),
-            {
-                "name": cfg.name,
-                "state": self.state,
-                "pid": self.pid,
-                "main_pid": self.app or None,
-                "restarts": self.restarts,
-                "last_exit": self.last_exit,
-                "started_at": self.app_started if self.app else None,
-                "status_text": self.status_text,
-                "log": cfg.log,
-                "log_disk_full": bool(self.writer.disk_full),
-                "restart": cfg.restart,
-                "restart_sec": cfg.restart_sec,
-                "restart_max_delay": cfg.restart_max_delay,
-                "min_uptime": cfg.min_uptime,
-                "start_limit_burst": cfg.start_limit_burst,
-                "watchdog_sec": cfg.watchdog_sec,
-                "stop_timeout": cfg.stop_timeout,
-                "subreaper": self.subreaper,
-                "reloads": self.reloads,
-                "last_reload": self.last_reload,
-                "rotations": self.rotations,
-                "command": cfg.argv,
-            },
-        )
+        write_state(self.cfg.path_of_state(), commands.record(self))
 
     def _tell_launcher(self, line: str) -> None:
         fd, self.ready_fd = self.ready_fd, -1
@@ -480,51 +367,9 @@ class Supervisor:
             self.notify.close()
         self.writer.close()
         if self.final_state != "fatal":
-            _remove_pidfile(self.cfg.pidfile, self.lock_fd)
+            remove_pidfile(self.cfg.pidfile, self.lock_fd)
         self._tell_launcher(self.startup_error)
         return self.exit_code
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except OSError:  # gone, or not ours (it switched user by itself)
-        pass
-
-
-def _dev_ino(st: os.stat_result) -> tuple[int, int]:
-    return st.st_dev, st.st_ino
-
-
-def _find_lock_fd(pidfile: str) -> int:
-    """The pidfile's lock fd inherited across the exec, made close-on-exec
-    (the app must never hold the lock); -1 if there is none."""
-    try:
-        wanted = _dev_ino(os.stat(pidfile, follow_symlinks=False))
-    except OSError:
-        return -1
-    names = os.listdir(_posix.FD_DIR) if _posix.FD_DIR else [str(fd) for fd in range(3, 256)]
-    for name in names:
-        fd = int(name)
-        try:
-            if fd > 2 and _dev_ino(os.fstat(fd)) == wanted:
-                os.set_inheritable(fd, False)
-                return fd
-        except OSError:
-            continue
-    return -1
-
-
-def _remove_pidfile(pidfile: str, lock_fd: int) -> None:
-    """Unlink only while holding the lock, and only our own inode."""
-    if lock_fd < 0:
-        return
-    try:
-        if _dev_ino(os.stat(pidfile, follow_symlinks=False)) == _dev_ino(os.fstat(lock_fd)):
-            os.unlink(pidfile)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
 
 
 def main(argv: Sequence[str]) -> NoReturn:

@@ -77,7 +77,7 @@ def _uptime(uptime: float | None) -> str:
 def _describe(name: str, pidfile: str) -> dict[str, Any]:
     from daemonkit import record  # json: loaded only where records are used
 
-    from .supervised import describe
+    from .supervised_view import describe
 
     state = daemonkit.status(pidfile)
     recorded = record.read(pidfile) or {}
@@ -105,7 +105,7 @@ def cmd_status(args: Args) -> int:
         return int(info["lsb"])
     state = info["state"]
     if info["supervised"]:
-        from .supervised import print_status
+        from .supervised_view import print_status
 
         print_status(info)
     elif state == "running":
@@ -144,7 +144,7 @@ def cmd_list(args: Args) -> int:
         entries = os.listdir(directory)
     except FileNotFoundError:
         entries = []
-    from .supervised import tree_usage
+    from .supervised_view import tree_usage
 
     names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
     rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
