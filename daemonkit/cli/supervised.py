@@ -11,7 +11,6 @@ import daemonkit
 from daemonkit import supervisor
 
 from .common import PROG, UsageError, fail, pidfile_of
-from .supervised_view import state_of
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
@@ -193,6 +192,8 @@ def _wait_record(
 
 
 def _running_state(pidfile: str) -> dict[str, Any] | None:
+    from .supervised_view import state_of
+
     status = daemonkit.status(pidfile)
     return state_of(pidfile, status.pid) if status.running else None
 
