@@ -250,11 +250,8 @@ class Supervisor:
             self.save()
 
     def on_ready(self) -> None:
-        self.ready, self.state = True, "running"
-        if self.ready_fd >= 0:
-            self.ever_ready = True
-            self._tell_launcher("READY")
-        self.ever_ready = True
+        self.ready, self.ever_ready, self.state = True, True, "running"
+        self._tell_launcher("READY")  # the first run only: then the fd is closed
         self.save()
 
     def reap(self) -> None:

@@ -238,7 +238,9 @@ def cmd_unit(args: Args) -> int:
         error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")
     from .supervised import unit_lines
 
-    text = text.replace("[Service]\n", "[Service]\n" + unit_lines(args), 1)
+    restart = unit_lines(args)
+    if restart:  # systemd's own Restart=/RestartSec= instead of the default Restart=on-failure
+        text = text.replace("Restart=on-failure\n", restart, 1)
     if not args.install:
         sys.stdout.write(text)
         return 0
