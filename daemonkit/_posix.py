@@ -343,7 +343,7 @@ def children_of(pid: int) -> list[int]:
         return []
     try:  # CONFIG_PROC_CHILDREN: one file instead of a scan of /proc
         with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(word) for word in f.read().split()]
+            return [int(word) for word in f.read().split() if is_alive(int(word))]  # no zombies
     except OSError:
         pass
     found = []

@@ -137,6 +137,8 @@ def test_a_setsid_grandchild_is_stopped_with_the_app(cli: Cli, tmp_path: Path) -
     grandchild = wait_for(lambda: processes_mentioning(cli.sleep), what="the grandchild")[0]
     assert os.getsid(grandchild) != os.getsid(app_pid)  # out of the app's session and group
     wait_for(lambda: _ppid(grandchild) == supervisor, what="the orphan to be adopted")
+    assert status(cli, "forker")[1]["others"] == [grandchild]
+    assert f"others   {grandchild}" in cli("status", "forker")[1]
     code, out, err = cli("stop", "forker")
     assert code == 0, err
     assert gone(grandchild) and gone(supervisor)

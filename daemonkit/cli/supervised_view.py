@@ -52,6 +52,7 @@ def describe(info: dict[str, Any], pidfile: str) -> None:
         max(0.0, time.time() - started) if running and isinstance(started, (int, float)) else None
     )
     info["tree"] = info["main_pid"]
+    info["others"] = _outside_the_group(info["pid"], info["main_pid"]) if running else []
     info["stop_timeout"] = state.get("stop_timeout")
     if info["state"] == "fatal":
         info["lsb"] = 1
@@ -112,3 +113,21 @@ def print_status(info: dict[str, Any]) -> None:
         print(f"  log      {info['log']}")
     if info["log_disk_full"]:
         print("  log: disk full (the app blocks on its next write until space returns)")
+    if info.get("others"):
+        listed = " ".join(map(str, info["others"]))
+        print(f"  others   {listed} (left the app's process group; stopped with it)")
+
+
+def _outside_the_group(supervisor_pid: int, app: int | None) -> list[int]:
+    """Descendants of the supervisor outside the app's process group: the
+    ones that called setsid(), adopted by the subreaper."""
+    from daemonkit.supervisor_tree import descendants
+
+    others = []
+    for pid in descendants(supervisor_pid):
+        try:
+            if pid != app and os.getpgid(pid) != app:
+                others.append(pid)
+        except OSError:
+            continue
+    return others
