@@ -510,3 +510,20 @@ def test_an_app_ignoring_the_stop_signal_is_killed_after_the_stop_timeout(cli: C
     wait_for(lambda: "up" in (cli.rundir / "st.log").read_text(), what="the handler to be set")
     assert cli("stop", "st")[0] == 0
     assert gone(pid) and state(cli, "st")["last_exit"]["signal"] == "SIGKILL"
+
+
+def test_list_shows_restarts_cpu_and_memory(cli: Cli) -> None:
+    assert cli("start", "--restart", "always", "--name", "sup", "--", cli.sleep, "60")[0] == 0
+    assert cli("start", "--name", "plain", "--", cli.sleep, "61")[0] == 0
+    first = running_app(cli, "sup")
+    os.kill(first, signal.SIGKILL)
+    running_app(cli, "sup", not_pid=first)
+    code, out, _ = cli("list")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    supervisor = int(cli.pidfile("sup").read_text())
+    assert rows["sup"][:4] == ["sup", str(supervisor), "running", "1"]
+    assert rows["plain"][:4] == ["plain", str(cli.pid("plain")), "running", "0"]
+    assert rows["sup"][6].endswith("M") and rows["plain"][6].endswith("M")
+    listed = {r["name"]: r for r in json.loads(cli("list", "--json")[1])}
+    assert listed["sup"]["restarts"] == 1 and listed["sup"]["main_pid"] != supervisor
+    assert listed["plain"]["main_pid"] == listed["plain"]["pid"] and listed["sup"]["mem"] > 0

@@ -149,7 +149,7 @@ def cmd_list(args: Args) -> int:
     names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
     rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
     for row in rows:
-        row["cpu"], row["mem"] = tree_usage(row.pop("tree", None))
+        row["cpu"], row["mem"] = tree_usage(row.pop("tree", []))
     if args.json:
         import json
 

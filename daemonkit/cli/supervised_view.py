@@ -33,7 +33,7 @@ def describe(info: dict[str, Any], pidfile: str) -> None:
     if state is None:
         info.update(main_pid=info["pid"], restarts=0, last_exit=None, status_text=None, log_disk_full=False)
         info["log"] = info.pop("exec_log", None)
-        info["tree"] = info["pid"] if running else None
+        info["tree"] = [info["pid"]] if running else []
         return
     info.pop("exec_log", None)
     if not running and state.get("state") not in ("fatal",):
@@ -51,8 +51,8 @@ def describe(info: dict[str, Any], pidfile: str) -> None:
     info["uptime"] = (
         max(0.0, time.time() - started) if running and isinstance(started, (int, float)) else None
     )
-    info["tree"] = info["main_pid"]
     info["others"] = _outside_the_group(info["pid"], info["main_pid"]) if running else []
+    info["tree"] = [p for p in [info["main_pid"], *info["others"]] if p]  # the app's, and the adopted
     info["stop_timeout"] = state.get("stop_timeout")
     if info["state"] == "fatal":
         info["lsb"] = 1
@@ -70,15 +70,15 @@ def exit_text(last: dict[str, Any] | None) -> str | None:
     return what
 
 
-def tree_usage(pid: int | None) -> tuple[float | None, int | None]:
-    """CPU seconds and RSS bytes of ``pid`` and its descendants."""
-    if not pid:
+def tree_usage(roots: list[int]) -> tuple[float | None, int | None]:
+    """CPU seconds and RSS bytes of ``roots`` and their descendants."""
+    if not roots:
         return None, None
     from daemonkit import _posix
 
     ticks = os.sysconf("SC_CLK_TCK")
     page = os.sysconf("SC_PAGE_SIZE")
-    cpu, rss, todo, seen = 0.0, 0, [pid], set()
+    cpu, rss, todo, seen = 0.0, 0, list(roots), set()
     while todo:
         current = todo.pop()
         if current in seen:
