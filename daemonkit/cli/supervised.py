@@ -73,7 +73,10 @@ def refuse_under_manager() -> str | None:
         return None
     if "INVOCATION_ID" in os.environ or "NOTIFY_SOCKET" in os.environ:
         return "--restart under systemd: use the unit's Restart= and RestartSec= (see 'daemonkit unit')"
-    return "--restart under a service manager or as PID 1: use the orchestrator's restart policy"
+    if os.getpid() == 1:
+        return "--restart as PID 1 (a container): use the orchestrator's restart policy"
+    # Started by init (an rc script) or from inetd: nothing else restarts it.
+    return None
 
 
 def start(args: Args, command: list[str], name: str, pidfile: str, options: dict[str, Any]) -> int:
