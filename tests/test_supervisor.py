@@ -17,8 +17,10 @@ from support import (
     alive,
     clean_env,
     kill_everything_under,
+    proc_status,
     processes_mentioning,
     root_only,
+    signal_set,
     wait_for,
 )
 
@@ -83,6 +85,9 @@ def test_kill_9_app_comes_back_and_is_counted(cli: Cli) -> None:
     # The app holds neither the pidfile's lock nor the readiness pipe.
     fds = {os.readlink(f"/proc/{second}/fd/{fd}") for fd in os.listdir(f"/proc/{second}/fd")}
     assert str(cli.pidfile("app")) not in fds and len(fds) <= 3
+    # Nothing ignored or blocked (Python ignores SIGPIPE and SIGXFSZ; exec keeps that).
+    assert signal_set(proc_status(second)["SigIgn"]) == set()
+    assert signal_set(proc_status(second)["SigBlk"]) == set()
 
 
 def test_on_failure_with_exit_0_does_not_restart(cli: Cli, tmp_path: Path) -> None:
@@ -443,11 +448,18 @@ def test_rotation_under_a_fast_writer_keeps_every_line_once(cli: Cli, tmp_path: 
     options = ["--log-max-size", "64K", "--log-keep", "100"]
     assert cli("start", "--restart", "on-failure", *options, "--name", "fast", "--", app)[0] == 0
     log = cli.rundir / "fast.log"
-    wait_for(lambda: log.read_bytes().endswith(b"line 049999\n"), what="the last line")
+    wait_for(lambda: _tail(log).endswith(b"line 049999\n"), what="the last line")
     archives = sorted(cli.rundir.glob("fast.log.*"), key=lambda p: -int(p.suffix[1:]))
     assert len(archives) >= 5
     lines = [line for path in [*archives, log] for line in path.read_text().splitlines()]
     assert lines == [f"line {i:06d}" for i in range(50000)]
+
+
+def _tail(path: Path) -> bytes:
+    try:
+        return path.read_bytes()[-64:]
+    except FileNotFoundError:  # between a rotation's rename and its reopen
+        return b""
 
 
 def test_rotate_reopens_a_log_moved_away(cli: Cli, tmp_path: Path) -> None:
@@ -527,3 +539,23 @@ def test_list_shows_restarts_cpu_and_memory(cli: Cli) -> None:
     listed = {r["name"]: r for r in json.loads(cli("list", "--json")[1])}
     assert listed["sup"]["restarts"] == 1 and listed["sup"]["main_pid"] != supervisor
     assert listed["plain"]["main_pid"] == listed["plain"]["pid"] and listed["sup"]["mem"] > 0
+
+
+def test_log_timestamps_and_a_custom_stop_signal(cli: Cli, tmp_path: Path) -> None:
+    app = script(
+        tmp_path,
+        "stamped",
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGINT, lambda s, f: (print('got INT', flush=True), sys.exit(0)))\n"
+        "sys.stdout.write('one\\ntw'); sys.stdout.flush(); time.sleep(0.1)\n"
+        "sys.stdout.write('o\\n'); sys.stdout.flush()\ntime.sleep(60)\n",
+    )
+    options = ["--log-timestamps", "iso", "--stop-signal", "INT"]
+    assert cli("start", "--restart", "on-failure", *options, "--name", "ts", "--", app)[0] == 0
+    log = cli.rundir / "ts.log"
+    wait_for(lambda: log.read_text().count("\n") == 2, what="two lines")
+    assert cli("stop", "ts")[0] == 0
+    lines = log.read_text().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["one", "two", "got INT"]
+    assert all(line[:4].isdigit() and line[10] == "T" for line in lines)
+    assert state(cli, "ts")["last_exit"]["code"] == 0
