@@ -200,6 +200,7 @@ def test_the_watchdog_kills_and_restarts_a_hung_app(cli: Cli, tmp_path: Path) ->
     running_app(cli, "hung", not_pid=first)
     last = status(cli, "hung")[1]["last_exit"]
     assert last["signal"] == "SIGABRT" and last["watchdog"] is True
+    assert cli("stop", "hung")[0] == 0  # which also removes the notify socket
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -216,7 +217,10 @@ def test_status_text_shows_in_status_and_the_socket_outlives_ready(cli: Cli, tmp
     wait_for(lambda: state(cli, "n").get("status_text") == "serving 3 clients", what="STATUS=")
     assert "status   serving 3 clients" in cli("status", "n")[1]
     assert status(cli, "n")[1]["status_text"] == "serving 3 clients"
-    assert os.path.exists(_environ(pid)["NOTIFY_SOCKET"])  # kept for the app's life
+    socket_path = _environ(pid)["NOTIFY_SOCKET"]
+    assert os.path.exists(socket_path)  # kept for the app's life
+    assert cli("stop", "n")[0] == 0
+    assert not os.path.exists(os.path.dirname(socket_path))
 
 
 def test_without_restart_no_daemonkit_process_stays(cli: Cli, tmp_path: Path) -> None:
