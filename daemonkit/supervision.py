@@ -251,8 +251,8 @@ class Supervisor:
 
     def on_ready(self) -> None:
         self.ready, self.ever_ready, self.state = True, True, "running"
+        self.save()  # first: the launcher reads the app's PID from the record
         self._tell_launcher("READY")  # the first run only: then the fd is closed
-        self.save()
 
     def reap(self) -> None:
         while True:

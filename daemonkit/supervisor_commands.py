@@ -75,15 +75,12 @@ def rotate(sup: Supervisor) -> None:
 
 def on_notify(sup: Supervisor, lines: list[str]) -> bool:
     """Act on the app's sd_notify messages; True if the record changed."""
-    changed = False
+    changed = ready = False
     now = time.monotonic()
     for line in lines:
         key, _, value = line.partition("=")
         if key == "READY" and value == "1":
-            if sup.reloading and sup.reload_started is not None:
-                end_reload(sup, "reloaded", now - sup.reload_started)
-            elif not sup.ready and sup.mode.kind == "notify":
-                sup.on_ready()
+            ready = True  # acted on last: "READY=1\nSTATUS=..." is one message
         elif key == "RELOADING" and value == "1" and sup.reload_started is not None:
             sup.reloading = True
             sup.reload_deadline = now + max(sup.cfg.stop_timeout, 1.0)
@@ -100,6 +97,12 @@ def on_notify(sup: Supervisor, lines: list[str]) -> bool:
             sup.kill_at = max(sup.kill_at, now + int(value) / 1e6)
         elif key == "STOPPING" and value == "1":
             changed = True
+    if ready and sup.reloading and sup.reload_started is not None:
+        end_reload(sup, "reloaded", now - sup.reload_started)  # saves the record
+        changed = False
+    elif ready and not sup.ready and sup.mode.kind == "notify":
+        sup.on_ready()
+        changed = False
     return changed
 
 

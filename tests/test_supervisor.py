@@ -72,6 +72,7 @@ def test_kill_9_app_comes_back_and_is_counted(cli: Cli) -> None:
     code, out, err = cli("start", "--restart", "on-failure", "--name", "app", "--", cli.sleep, "60")
     assert code == 0, err
     first = running_app(cli, "app")
+    assert f"app pid {first}, restart on-failure" in out
     supervisor = int(cli.pidfile("app").read_text())
     assert supervisor != first and os.getpgid(first) == first  # its own process group
     os.kill(first, signal.SIGKILL)
@@ -563,3 +564,32 @@ def test_log_timestamps_and_a_custom_stop_signal(cli: Cli, tmp_path: Path) -> No
     assert [line.split(" ", 1)[1] for line in lines] == ["one", "two", "got INT"]
     assert all(line[:4].isdigit() and line[10] == "T" for line in lines)
     assert state(cli, "ts")["last_exit"]["code"] == 0
+
+
+RELOADING_APP = """
+import signal, sys, time
+sys.path.insert(0, {root!r})
+import daemonkit
+def hup(sig, frame):
+    daemonkit.notify("RELOADING=1")
+    time.sleep(0.05)
+    daemonkit.notify("READY=1", status="config v2")
+signal.signal(signal.SIGHUP, hup)
+daemonkit.notify("READY=1", status="config v1")
+while True:
+    time.sleep(60)
+"""
+
+
+def test_reload_waits_for_reloading_then_ready(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "reloader", RELOADING_APP.format(root=str(ROOT)))
+    options = ["--restart", "on-failure", "--wait-ready", "notify"]
+    assert cli("start", *options, "--name", "rl", "--", app)[0] == 0
+    wait_for(lambda: state(cli, "rl").get("status_text") == "config v1", what="the first STATUS=")
+    code, out, err = cli("reload", "rl")
+    assert code == 0, err
+    assert out.startswith("rl: reloaded (SIGHUP) in ") and out.endswith(" ms\n")
+    reply = state(cli, "rl")["last_reload"]
+    assert reply["result"] == "reloaded" and reply["seconds"] > 0
+    assert state(cli, "rl")["status_text"] == "config v2"
+    assert cli("stop", "rl")[0] == 0
