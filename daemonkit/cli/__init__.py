@@ -48,6 +48,7 @@ _RESTART = (
     Option(
         "--restart",
         "no (default: exec it, nothing resident), on-failure or always",
+        metavar="POLICY",
         convert=policy,
         default="no",
     ),
