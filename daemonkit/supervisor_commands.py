@@ -57,9 +57,11 @@ def end_reload(sup: Supervisor, result: str, took: float | None) -> None:
 def rotate(sup: Supervisor) -> None:
     """Rotate now; or, if the file was moved away (logrotate's create
     mode), reopen the path."""
+    fileno = getattr(sup.writer, "fileno", None)
     try:
         st = os.stat(sup.cfg.log, follow_symlinks=False)
-        moved = dev_ino(st) != dev_ino(os.fstat(sup.writer.fileno()))
+        # Without the writer's fd, only a missing file shows it was moved.
+        moved = fileno is not None and dev_ino(st) != dev_ino(os.fstat(fileno()))
     except FileNotFoundError:
         moved = True
     try:
