@@ -19,10 +19,10 @@ _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class LogWriter:
     def __init__(
-        self, path: str, *, max_size: int = 10 << 20, keep: int = 5, timestamps: str = "none"
+        self, path: str, *, max_size: int = 10 << 20, keep: int = 5, timestamps: bool = False
     ) -> None:
         self.path, self.max_size, self.keep = path, max_size, keep
-        self.timestamps = timestamps == "iso"
+        self.timestamps = timestamps
         self._fd = -1
         self._size = 0
         self._pending = b""  # accepted, not yet on disk (disk full)

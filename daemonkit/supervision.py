@@ -109,7 +109,7 @@ class Supervisor:
         os.set_blocking(self.log_r, False)
         cfg = self.cfg
         self.writer = LogWriter(
-            cfg.log, max_size=cfg.log_max_size, keep=cfg.log_keep, timestamps=cfg.log_timestamps
+            cfg.log, max_size=cfg.log_max_size, keep=cfg.log_keep, timestamps=cfg.log_timestamps == "iso"
         )
         self.notify: NotifySocket | None = None
         if self.mode.kind == "notify" or cfg.watchdog_sec > 0:
@@ -270,6 +270,9 @@ class Supervisor:
     def app_exited(self, code: int) -> None:
         if self.exec_fd >= 0:  # an exec that succeeded, then exited at once
             self.on_exec_pipe()
+        if self.retry_at is None:  # its last output, and a line it left open, ended
+            self.drain_log()
+            self.writer.flush()
         now = time.monotonic()
         self.app, self.ready = 0, False
         self.watchdog_at = None
@@ -286,7 +289,6 @@ class Supervisor:
         if not self.ever_ready:  # the first run never became ready: nothing stays
             what = f"exited with status {code}" if code >= 0 else f"killed by {signal_name(-code)}"
             status = code if code > 0 else (128 - code if code < 0 else 1)
-            self.drain_log()  # its last words, for the launcher to show
             # Told once everything is stopped and the pidfile removed (finish).
             self.startup_error = f"ERROR {status} {what} before it was ready"
             self.exit_code = 1
