@@ -173,9 +173,15 @@ def real_uid(pid: int) -> int | None:
 
 
 def children_of(parent: int) -> list[int]:
-    """Live processes whose parent is ``parent`` (from /proc; [] without it)."""
+    """Live children of ``parent`` (a subreaper's include the orphans it
+    adopted), from /proc; [] without it."""
     if not HAS_PROC:
         return []
+    try:  # CONFIG_PROC_CHILDREN: one file instead of a scan of /proc
+        with open(f"/proc/{parent}/task/{parent}/children", "rb") as f:
+            return [int(word) for word in f.read().split() if is_alive(int(word))]
+    except OSError:
+        pass
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():

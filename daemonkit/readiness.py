@@ -118,6 +118,19 @@ def _resolve(kind: str, address: Any) -> list[tuple[int, Any]]:
     return [(family, sockaddr) for family, _, _, _, sockaddr in found]
 
 
+def _private_directory() -> str:
+    """A new 0700 directory in $TMPDIR or /tmp (what tempfile.mkdtemp does,
+    without the ~1.5 MB its imports would add to every supervisor)."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    while True:
+        directory = os.path.join(base, f"daemonkit-notify-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(directory, 0o700)
+            return directory
+        except FileExistsError:
+            continue
+
+
 class NotifySocket:
     """A private $NOTIFY_SOCKET for the command: a datagram socket in a new
     0700 directory (an abstract name could be spoofed by anyone in the
@@ -146,13 +159,12 @@ class NotifySocket:
         session: int | None = None,
     ) -> None:
         import socket
-        import tempfile
 
         #: The daemon's PID: datagrams from it or its descendants count.
         self.daemon_pid = daemon_pid
         #: The daemon's session id: datagrams from its session count.
         self.session = session
-        self.directory = tempfile.mkdtemp(prefix="daemonkit-notify-")
+        self.directory = _private_directory()
         self.path = os.path.join(self.directory, "notify")
         parent, name = os.path.split(self.directory)
         self._parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -207,17 +219,21 @@ class NotifySocket:
                 return data, struct.unpack("3i", payload[:ucred])[0]
         return data, 0  # no credentials: not from the daemon
 
-    def ready_received(self) -> bool:
-        """Drain pending datagrams; True if one of them said READY=1 and
-        came from the daemon (see :meth:`accepts`)."""
-        ready = False
+    def receive(self) -> list[str]:
+        """The lines of every pending datagram that came from the daemon
+        (see :meth:`accepts`); others are dropped."""
+        lines: list[str] = []
         while True:
             try:
                 data, sender = self._receive()
-            except BlockingIOError:
-                return ready
-            if b"READY=1" in data.split(b"\n") and (sender is None or self.accepts(sender)):
-                ready = True
+            except (BlockingIOError, InterruptedError):
+                return lines
+            if sender is None or self.accepts(sender):
+                lines += data.decode("utf-8", "replace").split("\n")
+
+    def ready_received(self) -> bool:
+        """Drain pending datagrams; True if one of the daemon's said READY=1."""
+        return "READY=1" in self.receive()
 
     def close(self) -> None:
         """Remove the socket and its directory, where they are now, through

@@ -61,6 +61,9 @@ def service_unit(
     stop_signal: str = "TERM",
     stop_timeout: float | None = None,
     reload_signal: str = "HUP",
+    restart: str = "on-failure",
+    restart_sec: float | None = None,
+    watchdog_sec: float | None = None,
 ) -> str:
     """The text of a ``NAME.service`` unit that runs ``argv``.
 
@@ -71,7 +74,9 @@ def service_unit(
     ``Type=exec``. Raises :class:`DaemonError` for a command that cannot be
     found or a value that cannot go into a unit file. ``stop_signal``,
     ``stop_timeout`` and ``reload_signal`` (names such as "INT") become
-    KillSignal=, TimeoutStopSec= and ExecReload='s signal.
+    KillSignal=, TimeoutStopSec= and ExecReload='s signal; ``restart``,
+    ``restart_sec`` and ``watchdog_sec`` systemd's Restart=, RestartSec= and
+    WatchdogSec=: systemd restarts, no daemonkit supervisor runs under it.
     """
     if not argv:
         raise DaemonError("no command given")
@@ -87,7 +92,11 @@ def service_unit(
     if notify:
         lines.append("NotifyAccess=all")
     lines.append("ExecStart=" + " ".join(_quote_word(word) for word in argv))
-    lines += [f"ExecReload=/bin/kill -{_escape(reload_signal)} $MAINPID", "Restart=on-failure"]
+    lines += [f"ExecReload=/bin/kill -{_escape(reload_signal)} $MAINPID", f"Restart={_escape(restart)}"]
+    if restart_sec is not None:
+        lines.append(f"RestartSec={restart_sec:g}s")
+    if watchdog_sec:
+        lines.append(f"WatchdogSec={watchdog_sec:g}s")
     if stop_signal != "TERM":
         lines.append(f"KillSignal=SIG{_escape(stop_signal)}")
     if stop_timeout is not None:

@@ -445,9 +445,10 @@ def test_list(cli: Cli) -> None:
     cli("stop", "two")
     code, out, _ = cli("list")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["NAME", "PID", "STATE", "UPTIME", "COMMAND"]
-    assert lines[1].split()[:3] == ["one", str(cli.pid("one")), "running"]
-    assert lines[2].split()[:4] == ["two", "-", "stopped", "-"]
+    header = ["NAME", "PID", "STATE", "RESTARTS", "UPTIME", "CPU", "MEM", "COMMAND"]
+    assert code == 0 and lines[0].split() == header
+    assert lines[1].split()[:4] == ["one", str(cli.pid("one")), "running", "0"]
+    assert lines[2].split()[:5] == ["two", "-", "stopped", "0", "-"]
     rows = json.loads(cli("list", "--json")[1])
     assert [r["name"] for r in rows] == ["one", "two"]
 

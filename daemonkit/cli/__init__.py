@@ -17,7 +17,8 @@ from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_
 from .logs import OPTIONS as LOGS_OPTIONS
 from .logs import cmd_logs
 from .manage import cmd_forget, cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
-from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, seconds
+from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, count, duration, seconds, size
+from .supervised import cmd_rotate, policy, timestamps
 
 _STREAMS = (
     Option("--log", "append stdout and stderr to FILE", metavar="FILE"),
@@ -49,6 +50,63 @@ _RUN_OPTIONS = (
     Option("--clear-env", "start from an empty environment", metavar=None),
 )
 _PIDFILE = Option("--pidfile", "instead of NAME")
+_RESTART = (
+    Option(
+        "--restart",
+        "no (default: exec it, nothing resident), on-failure or always",
+        metavar="POLICY",
+        convert=policy,
+        default="no",
+    ),
+    Option(
+        "--restart-sec",
+        "first delay before a restart (default 100ms)",
+        metavar="D",
+        convert=duration,
+        default=0.1,
+    ),
+)
+# `start --restart`: the supervisor's settings (docs/supervise.md).
+_SUPERVISE = (
+    *_RESTART,
+    Option(
+        "--restart-max-delay",
+        "the delay doubles up to this (default 30s)",
+        metavar="D",
+        convert=duration,
+        default=30.0,
+    ),
+    Option(
+        "--min-uptime",
+        "a run this long resets the delay (default 1s)",
+        metavar="D",
+        convert=duration,
+        default=1.0,
+    ),
+    Option(
+        "--start-limit-burst",
+        "short runs in a row before fatal (default 10)",
+        metavar="N",
+        convert=count,
+        default=10,
+    ),
+    Option(
+        "--log-max-size",
+        "rotate the log at this size (default 10M; 0: never)",
+        metavar="SIZE",
+        convert=size,
+        default=10 << 20,
+    ),
+    Option("--log-keep", "archives kept (default 5)", metavar="N", convert=count, default=5),
+    Option("--log-timestamps", "none (default) or iso", metavar="MODE", convert=timestamps, default="none"),
+    Option(
+        "--watchdog-sec",
+        "kill (SIGABRT) and restart an app silent this long (notify)",
+        metavar="D",
+        convert=duration,
+        default=0.0,
+    ),
+)
 
 PROGRAM = Program(
     PROG,
@@ -71,6 +129,7 @@ PROGRAM = Program(
                     "--timeout", "seconds to wait for readiness (default 30)", convert=seconds, default=30.0
                 ),
                 *_SIGNALS,
+                *_SUPERVISE,
             ),
             takes_command=True,
         ),
@@ -142,6 +201,7 @@ PROGRAM = Program(
                 *_PROCESS,
                 *_SIGNALS,
                 Option("--install", "write it where systemd looks for it", metavar=None),
+                *_RESTART,
             ),
             takes_name=NAME,
             takes_command=True,
@@ -154,16 +214,27 @@ PROGRAM = Program(
             LOGS_OPTIONS,
             takes_name=OPTIONAL_NAME,
         ),
+        Command(
+            "rotate",
+            "rotate a supervised daemon's log now (or reopen it after mv)",
+            cmd_rotate,
+            (_PIDFILE,),
+            takes_name=OPTIONAL_NAME,
+        ),
     ),
 )
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = PROGRAM.parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        revived = _start_from_record(argv)
+        if revived is not None:
+            return revived
+        args = PROGRAM.parse(argv)
         return int(args.func(args))
     except UsageError as exc:
-        PROGRAM.print_usage(args.action)
+        PROGRAM.print_usage(argv[0] if argv else None)
         return fail(str(exc), 2)
     except daemonkit.DaemonError as exc:
         return fail(str(exc), 1)
@@ -172,6 +243,21 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"{where}{exc.strerror or exc}", 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _start_from_record(argv: list[str]) -> int | None:
+    """``start NAME``, exactly: NAME's record, if it has one (docs/cli.md)."""
+    if len(argv) != 2 or argv[0] != "start" or argv[1].startswith("-"):
+        return None
+    from .common import check_name, rundir
+    from .supervised import start_from_record
+
+    name = argv[1]
+    try:
+        check_name(name)
+    except UsageError:
+        return None
+    return start_from_record(name, os.path.join(rundir(), name + ".pid"))
 
 
 def script() -> None:

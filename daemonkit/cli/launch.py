@@ -10,7 +10,7 @@ import time
 
 import daemonkit
 
-from . import records
+from . import records, supervised
 from .common import PROG, UsageError, check_name, ensure_rundir, error, fail, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
@@ -136,10 +136,36 @@ def cmd_start(args: Args) -> int:
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
     name, pidfile = pidfile_of(args)
-    options = _spawn_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
     controls = records.controls_of(args)
     ensure_rundir(pidfile)
+    if supervised.wanted(args):
+        options = _spawn_options(args, default_log=None)
+        settings = supervised.settings_of(args, pidfile)
+        return supervised.start(
+            name, pidfile, command, options, controls, settings, args.wait_ready, args.timeout
+        )
+    supervised.forget(pidfile)
+    options = _spawn_options(args, default_log=pidfile.removesuffix(".pid") + ".log")
     return start(name, pidfile, command, options, controls, args.wait_ready, args.timeout)
+
+
+def start_recorded(name: str, pidfile: str, record: dict[str, Any]) -> int:
+    """Start a daemon again as its record says (restart, ``start NAME``)."""
+    options = dict(record["spawn"])
+    argv = list(options.pop("argv"))
+    if record.get("supervise"):
+        return supervised.start(
+            name,
+            pidfile,
+            argv,
+            options,
+            record["controls"],
+            record["supervise"],
+            record["wait_ready"],
+            record["timeout"],
+        )
+    supervised.forget(pidfile)
+    return start(name, pidfile, argv, options, record["controls"], record["wait_ready"], record["timeout"])
 
 
 def start(
@@ -219,14 +245,16 @@ def cmd_run(args: Args) -> int:
 
 def cmd_restart(args: Args) -> int:
     name, pidfile = pidfile_of(args)
+    under_supervisor = supervised.restart(name, pidfile)  # the app restarts, the supervisor stays
+    if under_supervisor is not None:
+        return under_supervisor
     record = records.read(pidfile)
     if record is None:
         return fail(
             f"{name}: no record of how it was started ({records.path_for(pidfile)}); use '{PROG} start'", 1
         )
-    spawn_options = record["spawn"]
     controls = record["controls"]
-    timeout = args.timeout or controls["stop_timeout"]
+    timeout = supervised.stop_timeout(pidfile, args.timeout or controls["stop_timeout"])
     before = daemonkit.status(pidfile)
     try:
         daemonkit.stop(pidfile, timeout, signal=records.signal_of(controls["stop_signal"]), state=before)
@@ -234,8 +262,7 @@ def cmd_restart(args: Args) -> int:
         return fail(f"{name}: could not stop it: {exc}", 1)
     if before.running:
         say(f"stopped {name} (pid {before.pid})")
-    argv = list(spawn_options.pop("argv"))
-    return start(name, pidfile, argv, spawn_options, controls, record["wait_ready"], record["timeout"])
+    return start_recorded(name, pidfile, record)
 
 
 def _unit_directory() -> tuple[str, str, str]:
@@ -270,6 +297,7 @@ def cmd_unit(args: Args) -> int:
         stop_signal=controls["stop_signal"],
         stop_timeout=controls["stop_timeout"],
         reload_signal=controls["reload_signal"],
+        **supervised.unit_restart(args),
     )
     if args.wait_ready not in ("exec", "notify"):
         error(f"note: --wait-ready {args.wait_ready} has no systemd equivalent; the unit uses Type=exec")

@@ -10,7 +10,7 @@ import time
 
 import daemonkit
 
-from . import records
+from . import records, supervised
 from .common import PROG, UsageError, fail, hint_target, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
@@ -43,6 +43,7 @@ def cmd_stop(args: Args) -> int:
             file=sys.stderr,
         )
 
+    timeout = supervised.stop_timeout(pidfile, timeout)  # a supervisor gets its own stop timeout and more
     try:
         state = daemonkit.stop(pidfile, timeout, signal=sig, on_kill=on_kill, unlocked=args.unlocked)
     except daemonkit.UnlockedPidFile as exc:
@@ -62,17 +63,24 @@ def cmd_stop(args: Args) -> int:
 
 
 def _describe(name: str, pidfile: str) -> dict[str, Any]:
+    from .supervised_view import describe
+
     state = daemonkit.status(pidfile)
     record = records.read_for_display(pidfile)
+    spawned = record.get("spawn")
+    spawned = spawned if isinstance(spawned, dict) else {}
     uptime = max(0.0, time.time() - state.started) if state.running and state.started else None
-    return {
+    info = {
         "name": name,
         **state.as_dict(),  # pidfile, state, pid, started, reason, locked, holders
         "holders": list(state.holders),
         "uptime": round(uptime, 3) if uptime is not None else None,
         "command": record.get("command"),
         "lsb": state.lsb_code,
+        "exec_log": spawned.get("stdout") or spawned.get("stderr"),
     }
+    describe(info, pidfile)  # supervised, main_pid, restarts, last_exit, log, status_text
+    return info
 
 
 def _uptime(seconds: float | None) -> str:
@@ -96,6 +104,7 @@ def _command_text(command: Any) -> str:
 def cmd_status(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     info = _describe(name, pidfile)
+    info.pop("tree", None)
     if args.json:
         import json
 
@@ -103,7 +112,11 @@ def cmd_status(args: Args) -> int:
         return int(info["lsb"])
     state = info["state"]
     target = hint_target(name, pidfile, args)
-    if state == "running":
+    if info["supervised"]:
+        from .supervised_view import print_status
+
+        print_status(info)
+    elif state == "running":
         unlocked = "" if info["locked"] else "; its pidfile holds no lock (not written by daemonkit)"
         say(f"{name}: running (pid {info['pid']}), up {_uptime(info['uptime'])}{unlocked}")
     elif state == "dead":
@@ -122,6 +135,9 @@ def cmd_status(args: Args) -> int:
 
 def cmd_reload(args: Args) -> int:
     name, pidfile = pidfile_of(args)
+    through_supervisor = supervised.reload(name, pidfile)
+    if through_supervisor is not None:
+        return through_supervisor
     controls = _controls(pidfile)
     sig = args.signal or records.signal_of(controls.get("reload_signal", "HUP"))
     state = daemonkit.reload(pidfile, signal=sig, force=args.force)
@@ -140,6 +156,7 @@ def cmd_forget(args: Args) -> int:
         )
     path = records.path_for(pidfile)
     removed = False
+    supervised.forget(pidfile)
     for leftover in (path, pidfile if state.state == "stale" else None):
         if leftover is not None:
             try:
@@ -159,8 +176,12 @@ def cmd_list(args: Args) -> int:
         entries = os.listdir(directory)
     except FileNotFoundError:
         entries = []
+    from .supervised_view import tree_usage
+
     names = sorted({e.rsplit(".", 1)[0] for e in entries if e.endswith((".pid", ".json"))})
     rows = [_describe(n, os.path.join(directory, n + ".pid")) for n in names]
+    for row in rows:
+        row["cpu"], row["mem"] = tree_usage(row.pop("tree", []))
     if args.json:
         import json
 
@@ -169,11 +190,20 @@ def cmd_list(args: Args) -> int:
     if not rows:
         say(f"no daemons in {directory}")
         return 0
-    table = [("NAME", "PID", "STATE", "UPTIME", "COMMAND")] + [
-        (r["name"], str(r["pid"] or "-"), r["state"], _uptime(r["uptime"]), _command_text(r["command"]))
+    table = [("NAME", "PID", "STATE", "RESTARTS", "UPTIME", "CPU", "MEM", "COMMAND")] + [
+        (
+            r["name"],
+            str(r["pid"] or "-"),
+            r["state"],
+            str(r["restarts"]),
+            _uptime(r["uptime"]),
+            "-" if r["cpu"] is None else f"{r['cpu']:.1f}s",
+            "-" if r["mem"] is None else f"{r['mem'] / (1 << 20):.1f}M",
+            _command_text(r["command"]),
+        )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    widths = [max(len(row[i]) for row in table) for i in range(7)]
     for row in table:
-        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[7])
     return 0

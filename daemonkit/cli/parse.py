@@ -175,12 +175,14 @@ def _for_argparse(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return converted
 
 
-def seconds(text: str) -> float:
-    """A duration: plain seconds, or with a unit: 100ms, 2s, 5m, 1h. Finite
-    and greater than zero."""
-    units = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+
+
+def duration(text: str) -> float:
+    """A duration: plain seconds, or with a unit: 100ms, 2s, 5m, 1h; finite
+    and not negative (0 means "at once" or "off", as the option says)."""
     value, scale = text.strip(), 1.0
-    for suffix, factor in units:
+    for suffix, factor in _UNITS:
         if value.endswith(suffix) and value[: -len(suffix)].replace(".", "", 1).isdigit():
             value, scale = value[: -len(suffix)], factor
             break
@@ -188,6 +190,34 @@ def seconds(text: str) -> float:
         number = float(value) * scale
     except ValueError:
         raise UsageError(f"invalid duration {text!r}: use seconds, such as 10, 1.5 or 100ms") from None
-    if not math.isfinite(number) or number <= 0:
+    if not math.isfinite(number) or number < 0:
+        raise UsageError(f"invalid duration {text!r}: use a finite number of seconds, 0 or more")
+    return number
+
+
+def seconds(text: str) -> float:
+    """A duration greater than zero (a timeout)."""
+    number = duration(text)
+    if number <= 0:
         raise UsageError(f"invalid duration {text!r}: use a finite number of seconds greater than 0")
     return number
+
+
+def size(text: str) -> int:
+    """A size in bytes: 10M, 512K, 1G or plain bytes; 0 or more."""
+    digits = text.strip().upper().removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(digits[-1:], 1)
+    try:
+        value = int(float(digits[:-1] if scale > 1 else digits) * scale)
+    except (ValueError, OverflowError):
+        value = -1
+    if value < 0:
+        raise UsageError(f"invalid size {text!r}: use 10M, 512K or bytes")
+    return value
+
+
+def count(text: str) -> int:
+    """A whole number, 0 or more."""
+    if not text.strip().isdigit():
+        raise UsageError(f"invalid number {text!r}: use a whole number, 0 or more")
+    return int(text)
