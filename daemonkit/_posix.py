@@ -172,6 +172,21 @@ def real_uid(pid: int) -> int | None:
         return None
 
 
+def _processes_where(field: int, value: int) -> list[int]:
+    """Live processes whose /proc/PID/stat field (as proc_stat numbers them:
+    1 ppid, 2 pgrp, 3 session) is ``value``; [] without /proc."""
+    if not HAS_PROC:
+        return []
+    found = []
+    wanted = str(value)
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = proc_stat(int(name))
+            if fields is not None and fields[field] == wanted and fields[0] not in ("Z", "X"):
+                found.append(int(name))
+    return found
+
+
 def children_of(parent: int) -> list[int]:
     """Live children of ``parent`` (a subreaper's include the orphans it
     adopted), from /proc; [] without it."""
@@ -181,40 +196,17 @@ def children_of(parent: int) -> list[int]:
         with open(f"/proc/{parent}/task/{parent}/children", "rb") as f:
             return [int(word) for word in f.read().split() if is_alive(int(word))]
     except OSError:
-        pass
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = proc_stat(int(name))
-            if fields is not None and fields[1] == str(parent) and fields[0] not in ("Z", "X"):
-                found.append(int(name))
-    return found
+        return _processes_where(1, parent)
 
 
 def session_members(sid: int) -> list[int]:
     """Live processes in session ``sid`` (from /proc; [] without it)."""
-    if not HAS_PROC:
-        return []
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = proc_stat(int(name))
-            if fields is not None and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
-                found.append(int(name))
-    return found
+    return _processes_where(3, sid)
 
 
 def group_members(pgid: int) -> list[int]:
     """Live processes in process group ``pgid`` (from /proc; [] without it)."""
-    if not HAS_PROC:
-        return []
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = proc_stat(int(name))
-            if fields is not None and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-                found.append(int(name))
-    return found
+    return _processes_where(2, pgid)
 
 
 def descends_from(pid: int, ancestor: int) -> bool:

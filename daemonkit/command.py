@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 
-from .errors import StartupError
+from .errors import DaemonError, StartupError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from .steps import Plan
 
 # The command is not the process a service manager started for its unit.
 _MANAGER_VARS = (
@@ -53,3 +56,21 @@ def command_env(env: Mapping[str, str] | None) -> dict[str, str]:
     for var in _MANAGER_VARS:
         environ.pop(var, None)
     return environ
+
+
+def prepare(argv: Sequence[str], env: Mapping[str, str] | None, **options: Any) -> tuple[str, Plan]:
+    """Step 1 for a command (spawn() and run()): its program, found now, and
+    the plan, prepared in the launcher. ``options`` are steps.Plan's. The
+    command keeps its own core-dump limit and opens its own logs; with a
+    user, it gets that user's HOME, USER, LOGNAME and SHELL, as systemd's
+    User= gives them."""
+    from . import privileges, steps
+
+    if not argv:
+        raise DaemonError("no command given")
+    environ = command_env(env)
+    executable = find_executable(argv[0], environ.get("PATH"))
+    plan = steps.Plan(env=environ, prevent_core=False, preserve_logging=False, for_exec=True, **options)
+    steps.prepare(plan, allow_threads=True)
+    privileges.apply_user_environment(plan.env, options.get("user"), plan.creds, inherited=env is None)
+    return executable, plan

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import privileges, steps
-from .command import command_env, find_executable
+from . import command, privileges, steps
 from .errors import DaemonError
 
 TYPE_CHECKING = False
@@ -40,28 +39,20 @@ def run(
     The command stays in its caller's process group: ``stop`` then signals
     the command alone, never its siblings in a shell script (see kill.py).
     """
-    if not argv:
-        raise DaemonError("no command given")
     if pidfile is not None and os.getpid() == 1:
         # A pidfile naming PID 1 means nothing outside the container and is
         # refused by every reader (RELIABILITY 8); the runtime tracks PID 1.
         raise DaemonError("--pidfile has no meaning for a container's PID 1: the runtime tracks it; drop it")
-    environ = command_env(env)
-    executable = find_executable(argv[0], environ.get("PATH"))
-    plan = steps.Plan(
+    executable, plan = command.prepare(
+        argv,
+        env,
         pidfile=pidfile,
         working_directory=working_directory,
         umask=umask,
         streams=(stdin, stdout, stderr),
         user=user,
         group=group,
-        env=environ,
-        prevent_core=False,
-        preserve_logging=False,
-        for_exec=True,
     )
-    steps.prepare(plan, allow_threads=True)
-    privileges.apply_user_environment(plan.env, user, plan.creds, inherited=env is None)  # as systemd's User=
     try:
         steps.become_daemon(plan, None, detached=False)
     except BaseException:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import os
 
-from . import launch, privileges, steps
-from .command import command_env, find_executable
+from . import command, launch, privileges, steps
 from .context import describe
-from .errors import DaemonError
 from .readiness import READY_FD_VAR, NotifySocket, WaitReady
 from .startup import Startup
 
@@ -55,26 +53,17 @@ def spawn(
     126: not executable). After ``timeout`` seconds, on Ctrl-C or SIGTERM,
     the half-started daemon is stopped and StartupError is raised.
     """
-    if not argv:
-        raise DaemonError("no command given")
     mode = WaitReady(wait_ready)
-    environ = command_env(env)
-    executable = find_executable(argv[0], environ.get("PATH"))
-    plan = steps.Plan(
+    executable, plan = command.prepare(
+        argv,
+        env,
         pidfile=pidfile,
         working_directory=working_directory,
         umask=umask,
         streams=(stdin, stdout, stderr),
         user=user,
         group=group,
-        env=environ,
-        # A command keeps its own core-dump limit and opens its own logs.
-        prevent_core=False,
-        preserve_logging=False,
-        for_exec=True,
     )
-    steps.prepare(plan, allow_threads=True)
-    privileges.apply_user_environment(plan.env, user, plan.creds, inherited=env is None)  # as systemd's User=
     notify: NotifySocket | None = None
     try:
         if mode.kind == "notify":

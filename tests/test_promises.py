@@ -32,6 +32,7 @@ from support import (
     root_only,
     signal_set,
     wait_for,
+    world_readable_copy,
 )
 from test_cli import free_port
 
@@ -49,7 +50,7 @@ def cli_argv(*args: str) -> list[str]:
 
 
 def cli_env(cli: Cli) -> dict[str, str]:
-    return clean_env(DAEMONKIT_RUNDIR=str(cli.rundir), PYTHONPATH=str(ROOT))
+    return clean_env(DAEMONKIT_RUNDIR=str(cli.rundir), PYTHONPATH=str(world_readable_copy()))
 
 
 def running_pid(pidfile: Path) -> int | None:
@@ -91,7 +92,7 @@ def public() -> Iterator[Path]:
 def as_nobody(*args: str, cwd: str = "/", **env: str) -> subprocess.CompletedProcess[str]:
     """The daemonkit CLI as nobody, without $XDG_RUNTIME_DIR or $DAEMONKIT_RUNDIR
     unless given."""
-    environ = clean_env(PYTHONPATH=str(ROOT))
+    environ = clean_env(PYTHONPATH=str(world_readable_copy()))
     for name in ("XDG_RUNTIME_DIR", "DAEMONKIT_RUNDIR", "XDG_CONFIG_HOME"):
         environ.pop(name, None)
     environ.update(env)
@@ -321,13 +322,18 @@ def _launch_waiting(cli: Cli, tmp_path: Path, flag: str = "never") -> tuple[subp
         text=True,
         env=cli_env(cli),
     )
-    pid = wait_for(lambda: running_pid(cli.pidfile("nap")), what="the daemon")
-    wait_for(lambda: exe_of(pid) == "/usr/bin/sleep", what="the command to run")
-    # The watcher, the daemon's parent while it starts, holds neither the
-    # pidfile's lock nor anything else the launcher had open.
-    watcher = proc_stat(pid)["ppid"]
-    assert watcher != launcher.pid and proc_stat(watcher)["ppid"] == launcher.pid
-    assert str(cli.pidfile("nap")) not in proc_fds(watcher).values()
+    try:
+        pid = wait_for(lambda: running_pid(cli.pidfile("nap")), what="the daemon")
+        wait_for(lambda: exe_of(pid) == "/usr/bin/sleep", what="the command to run")
+        # The watcher, the daemon's parent while it starts, holds neither the
+        # pidfile's lock nor anything else the launcher had open.
+        watcher = proc_stat(pid)["ppid"]
+        assert watcher != launcher.pid and proc_stat(watcher)["ppid"] == launcher.pid
+        assert str(cli.pidfile("nap")) not in proc_fds(watcher).values()
+    except BaseException:
+        launcher.kill()
+        launcher.communicate()  # reaps it and closes its pipes
+        raise
     return launcher, pid
 
 
@@ -353,7 +359,7 @@ def test_interrupting_the_launcher_stops_the_half_started_daemon(
 def test_interrupting_a_launcher_run_as_nobody_stops_its_daemon(public: Path) -> None:
     sleep, pidfile = public / "sleep", public / "run" / "nap.pid"
     sleep.symlink_to("/bin/sleep")
-    environ = clean_env(PYTHONPATH=str(ROOT))
+    environ = clean_env(PYTHONPATH=str(world_readable_copy()))
     environ.pop("DAEMONKIT_RUNDIR", None)
     never = public / "never"
     argv = cli_argv("start", "--name", "nap", "--pidfile", str(pidfile), "--wait-ready", f"file:{never}")
@@ -369,7 +375,7 @@ def test_interrupting_a_launcher_run_as_nobody_stops_its_daemon(public: Path) ->
         out, err = launcher.communicate(timeout=15)
     finally:
         launcher.kill()
-        launcher.wait()
+        launcher.communicate()  # reaps it and closes its pipes
     assert (launcher.returncode, out, err) == (130, "", "daemonkit: nap: interrupted by SIGINT; stopped it\n")
     wait_for(lambda: not processes_using(public), what="nothing left running")
 
@@ -938,7 +944,7 @@ def test_run_with_a_pidfile_as_pid_1_is_refused_with_a_reason(tmp_path: Path) ->
     result = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc",
          *cli_argv("run", "--pidfile", str(pidfile), "--", "sleep", "60")],
-        capture_output=True, text=True, timeout=30, env=clean_env(PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=30, env=clean_env(PYTHONPATH=str(world_readable_copy())),
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == (

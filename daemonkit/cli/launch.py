@@ -177,19 +177,41 @@ def start(
     wait_ready: str,
     timeout: float,
 ) -> int:
-    """Start and record a daemon; the exit status of ``start``."""
+    """Start and record a daemon (exec mode); the exit status of ``start``."""
+    record = records.make(name, 0, command, options, controls, wait_ready, timeout)
+    spawn_options = {**options, "wait_ready": wait_ready, "timeout": timeout}
+    logs = [options["stderr"], options["stdout"]]
+    status, pid, elapsed_ms = launch_and_record(name, pidfile, command, spawn_options, logs, record)
+    if status == 0:
+        say(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
+    return status
+
+
+def launch_and_record(
+    name: str,
+    pidfile: str,
+    argv: list[str],
+    spawn_options: dict[str, Any],
+    logs: list[str | None],
+    record: dict[str, Any],
+) -> tuple[int, int, float]:
+    """spawn() with a progress line, a failed start's messages (and this
+    run's last log lines), then the record: (exit status, PID, ms taken).
+
+    The record is written once the daemon is ready. Where it could not be
+    believed (a shared directory such as /tmp) the daemon runs unrecorded,
+    with a warning; where writing it fails, the daemon is stopped rather
+    than left running while start exits 1."""
     progress = _Progress()
-    sizes = _log_sizes([options["stderr"], options["stdout"]])
+    sizes = _log_sizes(logs)
     started = time.monotonic()
     try:
         try:
-            pid = daemonkit.spawn(
-                command, pidfile=pidfile, wait_ready=wait_ready, timeout=timeout, on_wait=progress, **options
-            )
+            pid = daemonkit.spawn(argv, pidfile=pidfile, on_wait=progress, **spawn_options)
         finally:
             progress.clear()  # before any message
     except daemonkit.AlreadyRunning as exc:
-        return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1)
+        return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1), 0, 0.0
     except daemonkit.StartupError as exc:
         error(f"{name}: {exc}")
         for line in _log_tail(sizes):
@@ -197,24 +219,20 @@ def start(
                 sys.stderr.write(line + "\n")
             except OSError:
                 break
-        return exc.exit_status
+        return exc.exit_status, 0, 0.0
     elapsed_ms = (time.monotonic() - started) * 1000
-    record = records.make(name, pid, command, options, controls, wait_ready, timeout)
+    record["pid"] = pid
     try:
         records.check_location(pidfile)
-    except daemonkit.DaemonError as exc:  # a shared directory such as /tmp: it runs, unrecorded
+    except daemonkit.DaemonError as exc:
         error(f"{name}: {exc}; '{PROG} restart' will not know how it was started")
-        say(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
-        return 0
+        return 0, pid, elapsed_ms
     try:
         records.write(pidfile, record)
     except (OSError, daemonkit.DaemonError) as exc:
-        # Without its record the daemon could not be restarted or shown as
-        # started: stop it rather than exit 1 while it runs.
-        daemonkit.stop(pidfile, controls["stop_timeout"])
-        return fail(f"{name}: started, but could not record it ({exc}); stopped it", 1)
-    say(f"started {name} (pid {pid}), ready in {elapsed_ms:.0f} ms")
-    return 0
+        daemonkit.stop(pidfile, supervised.stop_timeout(pidfile, record["controls"]["stop_timeout"]))
+        return fail(f"{name}: started, but could not record it ({exc}); stopped it", 1), 0, 0.0
+    return 0, pid, elapsed_ms
 
 
 def _already_running(exc: daemonkit.AlreadyRunning, pidfile: str, name: str) -> str:

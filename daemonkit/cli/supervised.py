@@ -4,13 +4,12 @@ do for a daemon run by a supervisor (daemonkit/supervisor.py)."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import daemonkit
 from daemonkit import supervisor
 
-from .common import PROG, UsageError, fail, pidfile_of
+from .common import PROG, UsageError, fail, pidfile_of, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
@@ -84,7 +83,7 @@ def start(
 ) -> int:
     """``start --restart``: the daemonized process becomes the supervisor."""
     from . import records
-    from .launch import _already_running, _log_sizes, _log_tail, _Progress
+    from .launch import launch_and_record
 
     hint = refuse_under_manager()
     if hint is not None:
@@ -106,44 +105,24 @@ def start(
         )
     except daemonkit.StartupError as exc:  # not found (127), not executable (126)
         return fail(f"{name}: {exc}", exc.exit_status)
-    progress = _Progress()
-    sizes = _log_sizes([settings["log"]])
-    started = time.monotonic()
-    try:
-        try:
-            pid = daemonkit.spawn(
-                supervisor.command(config),
-                pidfile=pidfile,
-                wait_ready="fd",
-                timeout=timeout,
-                on_wait=progress,
-                working_directory=options["working_directory"],
-                umask=options["umask"],
-                env=env,
-            )
-        finally:
-            progress.clear()
-    except daemonkit.AlreadyRunning as exc:
-        return fail(f"{name}: {_already_running(exc, pidfile, name)}", 1)
-    except daemonkit.StartupError as exc:
-        print(f"{PROG}: {name}: {exc}", file=sys.stderr)
-        for line in _log_tail(sizes):
-            sys.stderr.write(line + "\n")
-        return exc.exit_status
-    elapsed_ms = (time.monotonic() - started) * 1000
-    record = records.make(name, pid, command, options, controls, wait_ready, timeout)
+    record = records.make(name, 0, command, options, controls, wait_ready, timeout)
     record["supervise"] = settings
     record["log"] = settings["log"]
-    try:
-        records.write(pidfile, record)
-    except (OSError, daemonkit.DaemonError) as exc:
-        daemonkit.stop(pidfile, stop_timeout(pidfile, controls["stop_timeout"]))
-        return fail(f"{name}: started, but could not record it ({exc}); stopped it", 1)
-    state = supervisor.read_state(pidfile) or {}
-    app = state.get("main_pid") or "?"
-    who = f"supervisor pid {pid}, app pid {app}, restart {config.restart}"
-    print(f"started {name} ({who}), ready in {elapsed_ms:.0f} ms")
-    return 0
+    spawn_options = {
+        "wait_ready": "fd",  # the supervisor says READY once the app is ready
+        "timeout": timeout,
+        "working_directory": options["working_directory"],
+        "umask": options["umask"],
+        "env": env,
+    }
+    status, pid, elapsed_ms = launch_and_record(
+        name, pidfile, supervisor.command(config), spawn_options, [settings["log"]], record
+    )
+    if status == 0:
+        state = supervisor.read_state(pidfile) or {}
+        who = f"supervisor pid {pid}, app pid {state.get('main_pid') or '?'}, restart {config.restart}"
+        say(f"started {name} ({who}), ready in {elapsed_ms:.0f} ms")
+    return status
 
 
 def start_from_record(name: str, pidfile: str) -> int | None:
