@@ -3,9 +3,10 @@ how it is started, and the state record it keeps.
 
 The daemonized process exec's ``command(config)``: a fresh, minimal
 interpreter (``-I -S``, and ``daemonkit/__init__`` is not run) that imports
-only os, time, select, errno, the C signal module and a few small daemonkit
-modules, so that each supervisor costs ~3 MB rather than the ~7 MB of an
-interpreter with subprocess, logging, argparse and json. The configuration
+only os, time, select, errno, signal and a few small daemonkit modules
+(socket too with a notify socket, ctypes for the subreaper), so that each
+supervisor costs a few MB rather than the ~7 MB of an interpreter with
+subprocess, logging, argparse and json (docs/performance.md). The configuration
 travels as ``key=value`` arguments, so no parser is imported either.
 
 The supervisor holds the pidfile's lock (inherited across the exec; the

@@ -97,3 +97,19 @@ def test_ready_without_a_daemon_does_nothing(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert daemonkit.ready() is None
     assert daemonkit.ready() is None
+
+
+def test_no_private_cpython_module_is_imported() -> None:
+    """`_signal`, `_socket` and their kind are CPython's internals: the type
+    checker is told one thing while the code gets another."""
+    import re
+    from pathlib import Path
+
+    ours = {"_posix", "_lockfile", "__future__"}
+    package = Path(daemonkit.__file__).parent
+    found = []
+    for path in package.rglob("*.py"):
+        for match in re.finditer(r"^\s*(?:import|from)\s+(_\w+)", path.read_text(), re.M):
+            if match.group(1) not in ours:
+                found.append(f"{path.relative_to(package)}: {match.group(0).strip()}")
+    assert found == []
