@@ -231,6 +231,8 @@ def stop(
                 signalled.add(pid)
         for pid in targets:
             _wait_for(pid, deadline)
+        if _posix.flock_held(dev, ino) is False:  # one read of /proc/locks: nobody is left
+            break
         targets = _lock_holders(dev, ino, state.pid)
         if targets and time.monotonic() >= deadline:
             _kill(targets, dev, ino, on_kill, state.pid)
@@ -333,10 +335,14 @@ def reload(
         raise state.error or PidFileError(path, "unusable")
     if not state.running or state.pid is None:
         return state
+    from signal import SIGCHLD, SIGCONT, SIGURG, SIGWINCH
+
     from .signals import signal_name
 
     name = signal_name(signal)
     disposition = _posix.signal_disposition(state.pid, signal)
+    if disposition == "default" and signal in (SIGCHLD, SIGCONT, SIGURG, SIGWINCH):
+        disposition = "ignored"  # their default action is to do nothing (signal(7))
     if not force and disposition in ("default", "ignored"):
         effect = "ignores it" if disposition == "ignored" else "has no handler for it, so it would die"
         raise DaemonError(f"pid {state.pid} {effect}; not sent (--force sends {name} anyway)")

@@ -32,6 +32,8 @@ import errno
 import os
 import time
 
+from .errors import DaemonError, UnsafeFileError
+
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 # O_NOFOLLOW: a symlink planted at PATH is refused (ELOOP), not followed into
 # a file of someone else's (CVE-2020-14367 and RELIABILITY 1 for pidfiles;
@@ -59,6 +61,7 @@ class LogWriter:
         keep: int = 5,
         timestamps: bool = False,
         mode: int = 0o644,
+        service_uid: int | None = None,
     ) -> None:
         if max_size < 0 or keep < 0:
             raise ValueError("max_size and keep must not be negative")
@@ -67,6 +70,8 @@ class LogWriter:
         self.keep = keep
         self.timestamps = timestamps
         self.mode = mode
+        #: As root: the user the app runs as, whose directory may hold the log.
+        self.service_uid = service_uid
         self._fd = -1
         self._size = 0  # bytes in the current file
         self._open_line = False  # the file ends inside a line that may go on there
@@ -198,17 +203,33 @@ class LogWriter:
     # -- files -----------------------------------------------------------
 
     def _open(self) -> None:
-        """Open path for appending; create it with mode when missing."""
+        """Open path for appending; create it with mode when missing. As
+        root, through directories nobody but root and the app's user
+        controls, and never a file another user planted or hard-linked there
+        (the rule every file daemonkit opens as root follows: safedir)."""
+        from .safedir import open_in_directory, open_trusted_directory
+
+        uid = self.service_uid
+        as_root = os.geteuid() == 0
+        dir_fd = (
+            open_trusted_directory(self.path, service_uid=uid, error=UnsafeFileError) if as_root else None
+        )
         try:
-            fd = os.open(self.path, _OPEN | os.O_CREAT | os.O_EXCL, self.mode)
-            created = True
-        except FileExistsError:
-            fd = os.open(self.path, _OPEN)
-            created = False
+            try:
+                fd = open_in_directory(
+                    dir_fd, self.path, _OPEN | os.O_CREAT | os.O_EXCL, self.mode, service_uid=uid
+                )
+                created = True
+            except DaemonError as exc:
+                if not isinstance(exc.__cause__, FileExistsError):
+                    raise
+                fd = open_in_directory(dir_fd, self.path, _OPEN, service_uid=self.service_uid)
+                created = False
+        finally:
+            if dir_fd is not None:
+                os.close(dir_fd)
         try:
             st = os.fstat(fd)
-            if (st.st_mode & 0o170000) != 0o100000:  # S_ISREG, without importing stat
-                raise OSError(errno.EINVAL, "not a regular file", self.path)
             if created:
                 os.fchmod(fd, self.mode)  # the umask may be 0 or 077 (RELIABILITY 6)
         except BaseException:

@@ -108,7 +108,11 @@ class Supervisor:
         os.set_blocking(self.log_r, False)
         cfg = self.cfg
         self.writer = LogWriter(
-            cfg.log, max_size=cfg.log_max_size, keep=cfg.log_keep, timestamps=cfg.log_timestamps == "iso"
+            cfg.log,
+            max_size=cfg.log_max_size,
+            keep=cfg.log_keep,
+            timestamps=cfg.log_timestamps == "iso",
+            service_uid=cfg.uid if cfg.uid >= 0 else None,
         )
         self.notify: NotifySocket | None = None
         if self.mode.kind == "notify" or cfg.watchdog_sec > 0:

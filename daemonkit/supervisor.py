@@ -183,12 +183,18 @@ def write_state(path: str, state: dict[str, Any]) -> None:
 
 
 def read_state(pidfile: str) -> dict[str, Any] | None:
-    """The supervisor's state record, or None (no supervisor ever ran)."""
+    """The supervisor's state record, or None (no supervisor ever ran, or
+    the file is not one to believe: written by someone but root or us, or
+    writable by others, as start records are judged)."""
     import json
 
     try:
         fd = os.open(state_path(pidfile), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
+        return None
+    st = os.fstat(fd)
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022 or (st.st_mode & 0o170000) != 0o100000:
+        os.close(fd)
         return None
     try:
         with os.fdopen(fd, "rb") as f:

@@ -302,10 +302,11 @@ def test_wait_ready_notify_with_daemonkit_ready(cli: Cli, tmp_path: Path) -> Non
     assert os.readlink(f"/proc/{pid}/exe").startswith(os.path.realpath(sys.executable)[:-3])
 
 
-def test_invalid_wait_ready(cli: Cli) -> None:
-    code, _, err = cli("start", "--wait-ready", "tcp:nowhere", "--", cli.sleep, "60")
-    assert code != 0 and err.startswith("daemonkit: invalid --wait-ready 'tcp:nowhere'")
-    assert len(err.splitlines()) == 1
+def test_invalid_wait_ready(cli: Cli, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:  # a usage error, before anything starts
+        cli("start", "--wait-ready", "tcp:nowhere", "--", cli.sleep, "60")
+    assert info.value.code == 2
+    assert "invalid --wait-ready 'tcp:nowhere'" in capsys.readouterr().err.splitlines()[-1]
     assert not _processes_of(cli.sleep)
 
 

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import root_only, wait_for
 
+from daemonkit.errors import UnsafeFileError
 from daemonkit.logfile import LogWriter
 
 # Writes argv[1] numbered lines of 100 bytes; argv[2] lines per write, or 0
@@ -229,10 +230,10 @@ def test_refuses_a_symlink_and_a_fifo(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_bytes(b"keep\n")
     os.symlink(victim, tmp_path / "link.log")
-    with pytest.raises(OSError):
+    with pytest.raises(UnsafeFileError, match="is a symbolic link"):
         LogWriter(str(tmp_path / "link.log"))
     os.mkfifo(tmp_path / "fifo.log")
-    with pytest.raises(OSError):
+    with pytest.raises(UnsafeFileError, match="not a regular file"):
         LogWriter(str(tmp_path / "fifo.log"))
     assert victim.read_bytes() == b"keep\n"
 

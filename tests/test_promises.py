@@ -505,7 +505,7 @@ def test_reload_refuses_a_node_server_without_a_hup_handler(cli: Cli, tmp_path: 
     code, out, err = cli("reload", "node")
     assert (code, out) == (1, "")
     assert err == (
-        f"daemonkit: pid {pid} has no handler for it, so it would die; "
+        f"daemonkit: node: pid {pid} has no handler for it, so it would die; "
         "not sent (--force sends SIGHUP anyway)\n"
     )
     assert alive(pid)
@@ -513,7 +513,7 @@ def test_reload_refuses_a_node_server_without_a_hup_handler(cli: Cli, tmp_path: 
         pass
     code, _, err = cli("reload", "node", "--force")  # sent anyway: node dies of it
     wait_for(lambda: not alive(pid), what="node to die of SIGHUP")
-    assert code == 0 or err == f"daemonkit: pid {pid} exited on SIGHUP\n"
+    assert code == 0 or err == f"daemonkit: node: pid {pid} exited on SIGHUP\n"
 
 
 def test_reload_refuses_python_http_server_as_root_and_as_nobody(cli: Cli, public: Path) -> None:
@@ -543,7 +543,7 @@ def test_reload_refuses_python_http_server_as_root_and_as_nobody(cli: Cli, publi
     result = as_nobody("reload", "--pidfile", str(pidfile))
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == (
-        f"daemonkit: pid {nobodys} has no handler for it, so it would die; "
+        f"daemonkit: web: pid {nobodys} has no handler for it, so it would die; "
         "not sent (--force sends SIGHUP anyway)\n"
     )
     assert alive(nobodys)
@@ -554,7 +554,10 @@ def test_reload_refuses_an_ignored_signal_unless_forced_and_a_trap_gets_it(cli: 
     cli("start", "--name", "deaf", "--", "sh", "-c", ignoring, cli.sleep)
     pid = cli.pid("deaf")
     code, _, err = cli("reload", "deaf")
-    assert (code, err) == (1, f"daemonkit: pid {pid} ignores it; not sent (--force sends SIGHUP anyway)\n")
+    assert (code, err) == (
+        1,
+        f"daemonkit: deaf: pid {pid} ignores it; not sent (--force sends SIGHUP anyway)\n",
+    )
     code, out, _ = cli("reload", "deaf", "--force")
     assert (code, out) == (0, f"deaf: sent SIGHUP to pid {pid}\n") and alive(pid)
 

@@ -17,7 +17,7 @@ from .launch import cmd_restart, cmd_run, cmd_start, cmd_unit, parse_env, parse_
 from .logs import OPTIONS as LOGS_OPTIONS
 from .logs import cmd_logs
 from .manage import cmd_forget, cmd_list, cmd_reload, cmd_status, cmd_stop, signal_number
-from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, count, duration, seconds, size
+from .parse import NAME, OPTIONAL_NAME, Command, Option, Program, count, duration, seconds, size, wait_ready
 from .supervised import cmd_rotate, policy, timestamps
 
 _STREAMS = (
@@ -123,6 +123,7 @@ PROGRAM = Program(
                     "--wait-ready",
                     "exec (default), notify, fd, tcp:HOST:PORT, unix:PATH or file:PATH",
                     metavar="MODE",
+                    convert=wait_ready,
                     default="exec",
                 ),
                 Option(

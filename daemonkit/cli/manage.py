@@ -11,7 +11,7 @@ import time
 import daemonkit
 
 from . import records, supervised
-from .common import PROG, UsageError, fail, hint_target, pidfile_of, rundir, say
+from .common import PROG, fail, hint_target, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ def cmd_stop(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     controls = _controls(pidfile)
     sig = args.signal or records.signal_of(controls.get("stop_signal", "TERM"))
+    if supervised.running_state(pidfile) is not None:
+        sig = records.signal_of("TERM")  # the supervisor stops its app with the app's own signal
     timeout = args.timeout or controls.get("stop_timeout", records.DEFAULT_STOP_TIMEOUT)
     started = time.monotonic()
     sig_name = records.signal_name(str(sig))
@@ -140,7 +142,10 @@ def cmd_reload(args: Args) -> int:
         return through_supervisor
     controls = _controls(pidfile)
     sig = args.signal or records.signal_of(controls.get("reload_signal", "HUP"))
-    state = daemonkit.reload(pidfile, signal=sig, force=args.force)
+    try:
+        state = daemonkit.reload(pidfile, signal=sig, force=args.force)
+    except daemonkit.DaemonError as exc:
+        return fail(f"{name}: {exc}", 1)
     if not state.running:
         return fail(f"{name}: not running", 3)
     say(f"{name}: sent SIG{records.signal_name(str(sig))} to pid {state.pid}")
@@ -151,8 +156,8 @@ def cmd_forget(args: Args) -> int:
     name, pidfile = pidfile_of(args)
     state = daemonkit.status(pidfile)
     if state.state in ("running", "dead"):
-        raise UsageError(
-            f"{name} is {state.state}; stop it first: '{PROG} stop {hint_target(name, pidfile, args)}'"
+        return fail(
+            f"{name}: is {state.state}; stop it first: '{PROG} stop {hint_target(name, pidfile, args)}'", 1
         )
     path = records.path_for(pidfile)
     removed = False

@@ -191,7 +191,7 @@ def duration(text: str) -> float:
     except ValueError:
         raise UsageError(f"invalid duration {text!r}: use seconds, such as 10, 1.5 or 100ms") from None
     if not math.isfinite(number) or number < 0:
-        raise UsageError(f"invalid duration {text!r}: use a finite number of seconds, 0 or more")
+        raise UsageError(f"invalid duration {text!r}: use a finite number of seconds, such as 10 or 100ms")
     return number
 
 
@@ -214,6 +214,18 @@ def size(text: str) -> int:
     if value < 0:
         raise UsageError(f"invalid size {text!r}: use 10M, 512K or bytes")
     return value
+
+
+def wait_ready(text: str) -> str:
+    """A readiness mode (daemonkit.readiness), checked before anything starts."""
+    from daemonkit.errors import DaemonError
+    from daemonkit.readiness import WaitReady
+
+    try:
+        WaitReady(text)
+    except DaemonError as exc:
+        raise UsageError(str(exc)) from None
+    return text
 
 
 def count(text: str) -> int:

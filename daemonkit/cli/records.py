@@ -32,7 +32,7 @@ def signal_of(name: str) -> int:
 
 
 def signal_name(text: str) -> str:
-    """A signal as the record keeps it: "TERM", "USR1", "RTMIN+3"."""
+    """A signal as the record keeps it: "TERM", "USR1", "INT"."""
     name = text.upper().removeprefix("SIG")
     if name.isdigit():
         try:

@@ -105,6 +105,11 @@ def start(
         )
     except daemonkit.StartupError as exc:  # not found (127), not executable (126)
         return fail(f"{name}: {exc}", exc.exit_status)
+    # The log is checked now, as the supervisor will open it, so that a
+    # planted or unusable one is an error here, before anything starts.
+    from daemonkit.logfile import LogWriter
+
+    LogWriter(settings["log"], service_uid=config.uid if config.uid >= 0 else None).close()
     record = records.make(name, 0, command, options, controls, wait_ready, timeout)
     record["supervise"] = settings
     record["log"] = settings["log"]
@@ -166,7 +171,7 @@ def _wait_record(
     return None
 
 
-def _running_state(pidfile: str) -> dict[str, Any] | None:
+def running_state(pidfile: str) -> dict[str, Any] | None:
     from .supervised_view import state_of
 
     status = daemonkit.status(pidfile)
@@ -175,7 +180,7 @@ def _running_state(pidfile: str) -> dict[str, Any] | None:
 
 def reload(name: str, pidfile: str) -> int | None:
     """reload through the supervisor, with its reply; None if not supervised."""
-    before = _running_state(pidfile)
+    before = running_state(pidfile)
     if before is None:
         return None
     count = before.get("reloads", 0)
@@ -195,7 +200,7 @@ def reload(name: str, pidfile: str) -> int | None:
 
 def restart(name: str, pidfile: str) -> int | None:
     """restart the app under the same supervisor; None if not supervised."""
-    before = _running_state(pidfile)
+    before = running_state(pidfile)
     if before is None or before.get("state") == "stopping":
         return None
     old_app, count = before.get("main_pid"), before.get("restarts", 0)
@@ -216,7 +221,7 @@ def restart(name: str, pidfile: str) -> int | None:
 
 def cmd_rotate(args: Args) -> int:
     name, pidfile = pidfile_of(args)
-    before = _running_state(pidfile)
+    before = running_state(pidfile)
     if before is None:
         if daemonkit.status(pidfile).running:
             return fail(
