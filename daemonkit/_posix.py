@@ -247,25 +247,32 @@ def listening_inodes(kind: str, address: object) -> set[int] | None:
         return None
     inodes: set[int] = set()
     if kind == "tcp":
+        # "sl local_address rem_address st ... inode": a local address ending
+        # in :PORT (hex), state 0A (LISTEN), the inode tenth. The tables can
+        # hold thousands of lines: only the ones naming the port are split.
+        port = b":%04X " % int(str(address))
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            for fields in _table(table):
-                # sl local_address rem_address st ... inode (field 9); 0A is LISTEN
-                if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == address:
+            for line in _lines_with(table, port):
+                fields = line.split()
+                if len(fields) > 9 and fields[1].endswith(port.strip()) and fields[3] == b"0A":
                     inodes.add(int(fields[9]))
         return inodes
-    for fields in _table("/proc/net/unix"):
+    path = str(address).encode()
+    for line in _lines_with("/proc/net/unix", path):
         # Num RefCount Protocol Flags Type St Inode Path; flag 0x10000 is __SO_ACCEPTCON
-        if len(fields) > 7 and fields[7] == address and int(fields[3], 16) & 0x10000:
+        fields = line.split()
+        if len(fields) > 7 and fields[7] == path and int(fields[3], 16) & 0x10000:
             inodes.add(int(fields[6]))
     return inodes
 
 
-def _table(path: str) -> list[list[str]]:
+def _lines_with(path: str, needle: bytes) -> list[bytes]:
     try:
         with open(path, "rb") as f:
-            return [line.split() for line in f.read().decode("utf-8", "replace").splitlines()[1:]]
+            data = f.read()
     except OSError:
         return []
+    return [line for line in data.split(b"\n") if needle in line]
 
 
 def signal_disposition(pid: int, sig: int) -> str | None:

@@ -15,7 +15,6 @@ root, in a directory only they can write to (issue 9, item 2).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 
@@ -100,6 +99,8 @@ def write(pidfile: str, record: dict[str, Any]) -> None:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask
             with os.fdopen(fd, "w") as f:
+                import json  # here: `start` loads it only once its command is ready
+
                 json.dump(record, f, indent=2)
                 f.write("\n")
             os.replace(temporary, os.path.basename(target), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -149,6 +150,8 @@ def read(pidfile: str) -> dict[str, Any] | None:
         if st.st_mode & _OTHERS_WRITE:
             raise RecordError(target, "is writable by other users; not trusting it")
         try:
+            import json
+
             data = json.loads(f.read(_MAX_BYTES))
         except (OSError, ValueError):
             return None
