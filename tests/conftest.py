@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import (
@@ -28,6 +30,37 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def _world_readable_copy_removed() -> Iterator[None]:
     yield
     remove_world_readable_copy()
+
+
+def _signal_state() -> tuple[dict[int, Any], set[int]]:
+    # SIGALRM is pytest-timeout's (timeout_method = "signal"), set per test.
+    numbers = [
+        sig for sig in signal.valid_signals() if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGALRM)
+    ]
+    dispositions = {}
+    for sig in numbers:
+        try:
+            dispositions[int(sig)] = signal.getsignal(sig)
+        except (OSError, ValueError):  # reserved by the C library
+            pass
+    return dispositions, set(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+@pytest.fixture(autouse=True)
+def _signal_state_kept() -> Iterator[None]:
+    """Every test leaves this process's signal handlers and mask as it
+    found them. Children inherit ignored signals and the mask through
+    fork and exec: a leak would make a much later test, one that starts a
+    program which relies on a default action, fail instead of this one."""
+    before = _signal_state()
+    yield
+    after = _signal_state()
+    changed = {
+        sig: (before[0].get(sig), handler)
+        for sig, handler in after[0].items()
+        if before[0].get(sig) != handler
+    }
+    assert not changed and after[1] == before[1], (changed, before[1], after[1])
 
 
 @pytest.fixture(params=sorted(POSIX_FALLBACKS))

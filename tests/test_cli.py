@@ -70,6 +70,22 @@ def test_start_status_stop(cli: Cli) -> None:
     assert (code, out) == (0, "nap: not running\n")
 
 
+def test_start_gives_the_caller_its_hangup_handler_back(cli: Cli) -> None:
+    # main() may run inside a longer-lived process: SIGHUP, ignored while a
+    # start completes, must not stay ignored for the programs it runs later.
+    def caller_handler(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGHUP, caller_handler)
+    try:
+        assert cli("start", "--name", "nap", "--", cli.sleep, "60")[0] == 0
+        assert signal.getsignal(signal.SIGHUP) is caller_handler
+        assert cli("start", "--name", "nap", "--", cli.sleep, "60")[0] == 1  # already running
+        assert signal.getsignal(signal.SIGHUP) is caller_handler
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_rundir_is_created_private(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not cli.rundir.exists()
     assert cli("start", "--", cli.sleep, "60")[0] == 0

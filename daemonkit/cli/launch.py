@@ -131,8 +131,19 @@ def _log_tail(sizes: dict[str, int]) -> list[str]:
 
 def cmd_start(args: Args) -> int:
     # A hangup (the terminal closed) must not stop a start half-way: it
-    # completes and is recorded (the daemon itself never sees it).
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # completes and is recorded (the daemon itself never sees it). Only
+    # while it starts: main() may run inside a longer-lived process, whose
+    # later children would otherwise inherit SIGHUP ignored (exec keeps
+    # SIG_IGN, signal(7)) and outlive a closed terminal.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        return _start_command(args)
+    finally:
+        if previous is not None:  # None: set outside Python, cannot be restored
+            signal.signal(signal.SIGHUP, previous)
+
+
+def _start_command(args: Args) -> int:
     command = _command_of(args)
     args.name = check_name(args.name or os.path.basename(command[0]))
     name, pidfile = pidfile_of(args)
