@@ -110,14 +110,37 @@ def _tail_of_archives(path: str, fd: int, lines: list[bytes], n: int) -> list[by
 
 
 def _newest_first(path: str) -> list[str]:
-    """path, path.1, path.2, ... up to the first one missing."""
-    names = [path]
-    for number in range(1, _MAX_ARCHIVES + 1):
-        name = f"{path}.{number}"
-        if not os.path.lexists(name):
-            break
-        names.append(name)
-    return names
+    """path, then the archives that exist: path.1, path.2, ..."""
+    return [path] + [name for name, st in list(_sequence(path))[1:] if st is not None]
+
+
+def _sequence(path: str) -> Iterator[tuple[str, os.stat_result | None]]:
+    """(name, lstat, None if missing) for path, path.1, path.2, ..., up to
+    two archive numbers missing in a row.
+
+    One missing number is a rotation under way, not the end: the writer
+    renames the oldest first (path.j to path.j+1, then path.j-1 to
+    path.j), so for a moment one number in the middle is free. Each name
+    is looked at when it is reached, so a file moved up to the next number
+    while we look is still met."""
+    missing = 0
+    for number in range(_MAX_ARCHIVES + 1):
+        name = _archive(path, number)
+        try:
+            st: os.stat_result | None = os.stat(name, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if number and st is None:
+            missing += 1
+            if missing == 2:
+                return
+        else:
+            missing = 0
+        yield name, st
+
+
+def _archive(path: str, number: int) -> str:
+    return f"{path}.{number}" if number else path
 
 
 def _check_regular(fd: int, name: str) -> None:
@@ -184,35 +207,37 @@ def _successor(path: str, current: int) -> int | None:
     name ``path.j`` is checked again to still be current; else try again.
     A current file that was deleted (it fell off the oldest end while we
     were behind) is succeeded by the oldest archive; one renamed to a name
-    not in the sequence (dateext) by ``path``."""
+    not in the sequence (dateext) by ``path``. Current is looked for past
+    the number a rotation under way leaves free (see _sequence): a
+    follower several archives behind must not take that for a rename out
+    of the sequence and skip ahead to ``path``, losing the archives
+    between."""
     here = os.fstat(current)
     while True:
-        names = _newest_first(path)
-        where = None
-        for index, name in enumerate(names):
-            try:
-                st = os.stat(name, follow_symlinks=False)
-            except FileNotFoundError:
+        where, oldest = None, path
+        for number, (name, st) in enumerate(_sequence(path)):
+            if st is None:
                 continue
             if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
-                where = index
+                where = number
                 break
+            oldest = name
         if where == 0:
             return None  # still the live file
-        if where is None:
-            candidate = names[-1] if here.st_nlink == 0 and len(names) > 1 else path
+        if where is not None:
+            candidate = _archive(path, where - 1)
+        elif here.st_nlink == 0:
+            candidate = oldest  # it fell off the oldest end
         else:
-            candidate = names[where - 1]
+            candidate = path  # renamed out of the sequence (dateext)
         try:
             fd = os.open(candidate, _OPEN)
         except FileNotFoundError:
-            if where is None and candidate == path:
-                return None  # between a rename and the new file
-            continue
+            return None  # between two renames of a rotation, or before the new file: at the next poll
         try:
             st = os.fstat(fd)
             if where is not None:
-                now = os.stat(names[where], follow_symlinks=False)
+                now = os.stat(_archive(path, where), follow_symlinks=False)
                 if (now.st_dev, now.st_ino) != (here.st_dev, here.st_ino):
                     os.close(fd)
                     continue  # rotated meanwhile: look again

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from support import ROOT, Cli, clean_env, wait_for
@@ -312,5 +313,43 @@ def test_follow_reads_again_from_the_start_after_copytruncate(tmp_path: Path) ->
         with open(log, "ab") as f:
             f.write(b"d\n")
         assert next(lines) == b"d\n"
+    finally:
+        lines.close()
+
+
+def test_follow_several_archives_behind_during_a_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rotation renames the oldest archive first, so for a moment one
+    number in the middle is free. A follower still reading the oldest
+    archive must not take that for a rename out of the sequence and skip
+    to the live file. The rest of the rotation is done when the follower
+    next polls: as another process would, at the worst moment."""
+    log = tmp_path / "app.log"
+
+    def name(number: int) -> Path:
+        return log.with_name(f"app.log.{number}") if number else log
+
+    def rotate_from(oldest: int, new_line: bytes) -> None:
+        for number in range(oldest, -1, -1):
+            os.rename(name(number), name(number + 1))
+        log.write_bytes(new_line)
+
+    log.write_bytes(b"0\n")
+    lines = logs.follow(str(log), 1, interval=0.01)
+    try:
+        assert next(lines) == b"0\n"  # the follower reads the file with 0
+        rotate_from(0, b"1\n")
+        rotate_from(1, b"2\n")  # now app.log.2, two archives behind
+        os.rename(name(2), name(3))  # the next rotation has begun: no app.log.2
+
+        def rotation_ends(interval: float) -> None:
+            if log.read_bytes() != b"3\n":
+                rotate_from(1, b"3\n")
+
+        monkeypatch.setattr(logs, "time", SimpleNamespace(sleep=rotation_ends))
+        assert next(lines) == b"1\n"  # not 2: the archive in between is read
+        assert next(lines) == b"2\n"
+        assert next(lines) == b"3\n"
     finally:
         lines.close()
