@@ -594,3 +594,11 @@ def test_reload_waits_for_reloading_then_ready(cli: Cli, tmp_path: Path) -> None
     assert reply["result"] == "reloaded" and reply["seconds"] > 0
     assert state(cli, "rl")["status_text"] == "config v2"
     assert cli("stop", "rl")[0] == 0
+
+
+def test_reload_options_the_supervisor_cannot_honour_are_refused(cli: Cli, tmp_path: Path) -> None:
+    app = script(tmp_path, "calm", "import time\nwhile True:\n    time.sleep(1)\n")
+    assert cli("start", "--restart", "on-failure", "--name", "calm", "--", app)[0] == 0
+    code, _, err = cli("reload", "--signal", "USR1", "calm")
+    assert code == 2 and "calm runs under a supervisor" in err.splitlines()[-1]
+    assert cli("stop", "calm")[0] == 0

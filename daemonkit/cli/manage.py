@@ -11,7 +11,7 @@ import time
 import daemonkit
 
 from . import records, supervised
-from .common import PROG, fail, hint_target, pidfile_of, rundir, say
+from .common import PROG, UsageError, fail, hint_target, pidfile_of, rundir, say
 
 TYPE_CHECKING = False  # see daemonkit/__init__.py
 if TYPE_CHECKING:
@@ -137,6 +137,11 @@ def cmd_status(args: Args) -> int:
 
 def cmd_reload(args: Args) -> int:
     name, pidfile = pidfile_of(args)
+    if (args.signal or args.force) and supervised.running_state(pidfile) is not None:
+        raise UsageError(
+            f"{name} runs under a supervisor, which sends its app the recorded reload signal "
+            "and only if the app handles it: drop --signal/--force, or restart it with --reload-signal"
+        )
     through_supervisor = supervised.reload(name, pidfile)
     if through_supervisor is not None:
         return through_supervisor
