@@ -138,6 +138,10 @@ def fork() -> Forked | Channel:
         for fd in (channel_r, status_r, lifeline_w):
             os.close(fd)
         os.setsid()
+        # Before the daemon's fork, not after: a command that forks itself
+        # away at once (`sh -c 'server &'`) would orphan its server to init
+        # before we could see it.
+        _posix.become_subreaper()
         daemon = os.fork()
         if daemon == 0:
             os.close(status_w)
@@ -149,9 +153,6 @@ def fork() -> Forked | Channel:
         # which would pass for the daemon's own in tcp:/unix: readiness.
         _posix.close_fds_except({status_w, lifeline_r})
         os.write(status_w, b"PID %d\n" % daemon)
-        # Now, not before the fork: the daemon's steps and exec need not wait
-        # for ctypes, and it orphans nothing before its program runs.
-        _posix.become_subreaper()
         _watch(daemon, status_w, lifeline_r)
     except BaseException:
         pass
