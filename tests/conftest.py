@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,3 +99,16 @@ def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.
         yield runner
     finally:
         kill_everything_under(tmp_path)
+
+
+@pytest.fixture
+def public() -> Iterator[Path]:
+    """A directory below /tmp that every user can reach, for steps run as
+    nobody (tmp_path is root's, 0700); everything started in it is killed."""
+    directory = Path(tempfile.mkdtemp(prefix="daemonkit-public-"))
+    os.chmod(directory, 0o755)
+    try:
+        yield directory
+    finally:
+        kill_everything_under(directory)
+        shutil.rmtree(directory)

@@ -7,13 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,18 +72,11 @@ def write_script(path: Path, text: str) -> str:
 
 
 @pytest.fixture
-def public() -> Iterator[Path]:
-    """A world-readable directory for steps run as nobody (tmp_path is 0700),
-    with ``run/`` owned by nobody; everything started in it is killed."""
-    directory = Path(tempfile.mkdtemp(prefix="daemonkit-promises-"))
-    os.chmod(directory, 0o755)
-    (directory / "run").mkdir()
-    os.chown(directory / "run", NOBODY, NOBODY)
-    try:
-        yield directory
-    finally:
-        kill_everything_under(directory)
-        shutil.rmtree(directory)
+def public(public: Path) -> Path:
+    """The shared world-readable directory, with ``run/`` owned by nobody."""
+    (public / "run").mkdir()
+    os.chown(public / "run", NOBODY, NOBODY)
+    return public
 
 
 def as_nobody(*args: str, cwd: str = "/", **env: str) -> subprocess.CompletedProcess[str]:

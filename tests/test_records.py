@@ -7,28 +7,14 @@ import errno
 import json
 import os
 import pickle
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import AS_NOBODY, Cli, kill_everything_under, root_only
+from support import AS_NOBODY, Cli, root_only
 
 from daemonkit import record
 from daemonkit.errors import DaemonError, RecordError
-
-
-@pytest.fixture
-def public() -> Iterator[Path]:
-    directory = Path(tempfile.mkdtemp(prefix="daemonkit-rec-"))
-    os.chmod(directory, 0o755)
-    try:
-        yield directory
-    finally:
-        kill_everything_under(directory)
-        shutil.rmtree(directory)
 
 
 def as_nobody_write(path: Path, text: str) -> None:

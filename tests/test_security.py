@@ -9,12 +9,10 @@ protected_symlinks=0 and protected_regular=0 here, so they would work.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from support import (
     alive,
     daemonkit_as_nobody,
     holder_pid,
-    kill_everything_under,
     root_only,
     wait_for,
 )
@@ -38,18 +35,6 @@ from daemonkit.safedir import open_file
 NOBODY = 65534
 PYTHON = "/usr/bin/python3"  # one that nobody may execute
 VICTIM = b"root's secret\n"
-
-
-@pytest.fixture
-def public() -> Iterator[Path]:
-    """A directory below /tmp that nobody can reach (tmp_path is root's, 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="daemonkit-sec-"))
-    os.chmod(directory, 0o755)
-    try:
-        yield directory
-    finally:
-        kill_everything_under(directory)
-        shutil.rmtree(directory)
 
 
 def as_nobody(*argv: str) -> None:
