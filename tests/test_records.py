@@ -156,3 +156,15 @@ def test_start_with_a_pidfile_in_a_shared_directory_runs_and_says_it_has_no_reco
         " 'daemonkit restart' will not know how it was started\n"
     )
     assert not (sticky / "t.json").exists()
+
+
+@root_only
+def test_forget_refuses_a_directory_others_could_have_planted(cli: Cli, public: Path) -> None:
+    sticky = public / "sticky"
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    record = sticky / "evil.json"
+    record.write_text("{}")
+    code, _, err = cli("forget", "--pidfile", str(sticky / "evil.pid"))
+    assert code == 1 and "remove its files by hand" in err
+    assert record.exists()

@@ -159,6 +159,12 @@ def cmd_reload(args: Args) -> int:
 
 def cmd_forget(args: Args) -> int:
     name, pidfile = pidfile_of(args)
+    # Files are removed by name: only in a directory nobody else controls,
+    # where a planted symlink on the way cannot send the unlink elsewhere.
+    try:
+        records.check_location(pidfile)
+    except daemonkit.DaemonError as exc:
+        return fail(f"{name}: {exc}; remove its files by hand", 1)
     state = daemonkit.status(pidfile)
     if state.state in ("running", "dead"):
         return fail(
